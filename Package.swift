@@ -1,0 +1,106 @@
+// swift-tools-version: 6.1
+// Stox: a SIP/SIMPLE <-> XMPP federation gateway.
+// Module boundaries follow Docs/Architecture.md: pure cores (XMLCore, SIPCore, XMPPCore) import
+// nothing from NIO but ByteBuffer; only the shells touch sockets, clocks or storage.
+import PackageDescription
+
+let strictSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "Stox",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "stox", targets: ["stox"]),
+        .executable(name: "stox-bench", targets: ["stox-bench"]),
+        .library(name: "SIPCore", targets: ["SIPCore"]),
+        .library(name: "XMPPCore", targets: ["XMPPCore"]),
+        .library(name: "XMLCore", targets: ["XMLCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),
+    ],
+    targets: [
+        // expat, the streaming XML tokenizer (libexpat1-dev).
+        .systemLibrary(
+            name: "CExpat",
+            pkgConfig: "expat",
+            providers: [.apt(["libexpat1-dev"])]
+        ),
+        .target(
+            name: "XMLCore",
+            dependencies: ["CExpat"],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "SIPCore",
+            dependencies: [
+                "XMLCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "XMPPCore",
+            dependencies: [
+                "XMLCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "stox",
+            dependencies: [
+                "SIPCore", "XMPPCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // Micro-benchmarks: `swift run -c release stox-bench`. Figures are printed, never asserted.
+        .executableTarget(
+            name: "stox-bench",
+            dependencies: ["SIPCore", "XMPPCore", "XMLCore"],
+            swiftSettings: strictSettings
+        ),
+        // Test-only helpers: golden-file and manifest readers.
+        .target(
+            name: "StoxTesting",
+            path: "Tests/StoxTesting",
+            swiftSettings: strictSettings
+        ),
+        // The bodies of the libFuzzer targets, shared by the fuzzers and the regression tests.
+        .target(
+            name: "FuzzTargets",
+            dependencies: ["SIPCore", "XMPPCore", "XMLCore"],
+            path: "Tests/Fuzz/FuzzTargets",
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(name: "fuzz-sip", dependencies: ["FuzzTargets"], path: "Tests/Fuzz/fuzz-sip"),
+        .executableTarget(name: "fuzz-xml", dependencies: ["FuzzTargets"], path: "Tests/Fuzz/fuzz-xml"),
+        .executableTarget(name: "fuzz-pidf", dependencies: ["FuzzTargets"], path: "Tests/Fuzz/fuzz-pidf"),
+        .testTarget(
+            name: "XMLCoreTests",
+            dependencies: ["XMLCore", "StoxTesting"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "SIPCoreTests",
+            dependencies: ["SIPCore", "StoxTesting", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "XMPPCoreTests",
+            dependencies: ["XMPPCore", "StoxTesting"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "FuzzRegressionTests",
+            dependencies: ["FuzzTargets", "StoxTesting"],
+            swiftSettings: strictSettings
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

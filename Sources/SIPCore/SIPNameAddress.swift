@@ -1,0 +1,121 @@
+/// A `( name-addr / addr-spec ) *( SEMI param )` value: From, To, Contact, Route, Record-Route,
+/// Reply-To, Refer-To, P-Asserted-Identity (RFC 3261 §20, §25).
+public struct SIPNameAddress: Hashable, Sendable, CustomStringConvertible {
+    public var displayName: String?
+    public var uri: SIPURI
+    /// Header parameters (`tag`, `expires`, `q`, `+sip.instance`, `epid`, ...), not URI parameters.
+    public var parameters: SIPParameters
+
+    public init(displayName: String? = nil, uri: SIPURI, parameters: SIPParameters = SIPParameters()) {
+        self.displayName = displayName
+        self.uri = uri
+        self.parameters = parameters
+    }
+
+    /// The dialog tag of a From or To (§19.3).
+    public var tag: String? {
+        get { parameters["tag"] }
+        set { parameters.set("tag", newValue.map { .some($0) }) }
+    }
+
+    /// Contact `expires` parameter (§10.2.1.1); `nil` when absent or not a valid delta-seconds.
+    public var expires: UInt32? {
+        parameters["expires"].flatMap { SIPGrammar.parseDecimal(Substring($0), limit: UInt64(UInt32.max)) }.map(UInt32.init)
+    }
+
+    /// Contact `q` preference, 0...1.
+    public var q: Double? { parameters["q"].flatMap(Double.init) }
+
+    /// Always written in name-addr form with angle brackets, which is never ambiguous.
+    public var description: String {
+        var output = ""
+        if let displayName, !displayName.isEmpty {
+            output += SIPGrammar.quote(displayName) + " "
+        }
+        output += "<\(uri)>" + parameters.serialized
+        return output
+    }
+
+    public static func parse(_ value: String) -> SIPNameAddress? {
+        value.withSIPScanner { scanner in
+            scanner.skipWhitespace()
+            guard let result = parse(&scanner) else { return nil }
+            scanner.skipWhitespace()
+            return scanner.isAtEnd ? result : nil
+        }
+    }
+
+    /// Parses a comma-separated list (Contact, Route, Record-Route).
+    public static func parseList(_ value: String) -> [SIPNameAddress]? {
+        value.withSIPScanner { scanner in
+            var result: [SIPNameAddress] = []
+            repeat {
+                scanner.skipWhitespace()
+                guard let item = parse(&scanner) else { return nil }
+                result.append(item)
+                scanner.skipWhitespace()
+            } while scanner.consume(UInt8(ascii: ","))
+            return scanner.isAtEnd ? result : nil
+        }
+    }
+
+    static func parse(_ scanner: inout SIPScanner) -> SIPNameAddress? {
+        var displayName: String? = nil
+        let start = scanner.index
+        if scanner.current == UInt8(ascii: "\"") {
+            guard let quoted = scanner.quotedString() else { return nil }
+            displayName = quoted
+            scanner.skipWhitespace()
+            guard scanner.current == UInt8(ascii: "<") else { return nil }
+        } else {
+            // display-name = *(token LWS): look ahead for `<` after tokens and whitespace.
+            var words: [String] = []
+            while let word = scanner.token() {
+                words.append(word)
+                scanner.skipWhitespace()
+            }
+            if scanner.current == UInt8(ascii: "<") {
+                if !words.isEmpty { displayName = words.joined(separator: " ") }
+            } else {
+                scanner.index = start
+            }
+        }
+        let uri: SIPURI
+        if scanner.current == UInt8(ascii: "<") {
+            // LAQUOT addr-spec RAQUOT: no whitespace inside the brackets (RFC 4475 §3.1.2.14).
+            scanner.index += 1
+            guard let parsed = SIPURI.parse(&scanner, stopAt: []), scanner.current == UInt8(ascii: ">") else {
+                return nil
+            }
+            scanner.index += 1
+            uri = parsed
+        } else {
+            // An addr-spec without brackets ends at `;`, `,` or whitespace, and then cannot
+            // carry URI parameters or headers (§20.10): those belong to the header.
+            guard let parsed = SIPURI.parse(&scanner, stopAt: [UInt8(ascii: ";"), UInt8(ascii: ","), UInt8(ascii: "?")]) else {
+                return nil
+            }
+            if scanner.current == UInt8(ascii: "?") { return nil }
+            uri = parsed
+        }
+        guard let parameters = scanner.parameters() else { return nil }
+        return SIPNameAddress(displayName: displayName, uri: uri, parameters: parameters)
+    }
+}
+
+/// A Contact header value: `*` (remove all bindings, §10.2.2) or a list of addresses.
+public enum SIPContact: Hashable, Sendable {
+    case wildcard
+    case addresses([SIPNameAddress])
+
+    public static func parse(_ value: String) -> SIPContact? {
+        if value.trimmingSIPWhitespace() == "*" { return .wildcard }
+        return SIPNameAddress.parseList(value).map(SIPContact.addresses)
+    }
+}
+
+extension String {
+    func trimmingSIPWhitespace() -> String {
+        SIPGrammar.trim(Array(utf8)[...])
+    }
+}

@@ -1,0 +1,101 @@
+/// One Via value (RFC 3261 §20.42, §25: via-parm), e.g. `SIP/2.0/UDP host:5060;branch=z9hG4bK..`.
+public struct SIPVia: Hashable, Sendable, CustomStringConvertible {
+    public var protocolName: String
+    public var protocolVersion: String
+    /// The transport token as written (`UDP`, `TCP`, `TLS`, `SCTP`, or an extension).
+    public var transport: String
+    public var host: String
+    public var port: UInt16?
+    public var parameters: SIPParameters
+
+    /// The magic cookie that marks an RFC 3261 branch (§8.1.1.7).
+    public static let magicCookie = "z9hG4bK"
+
+    public init(transport: String, host: String, port: UInt16? = nil, parameters: SIPParameters = SIPParameters()) {
+        self.protocolName = "SIP"
+        self.protocolVersion = "2.0"
+        self.transport = transport
+        self.host = host
+        self.port = port
+        self.parameters = parameters
+    }
+
+    public var branch: String? {
+        get { parameters["branch"] }
+        set { parameters.set("branch", newValue.map { .some($0) }) }
+    }
+    public var received: String? { parameters["received"] }
+    public var maddr: String? { parameters["maddr"] }
+    public var ttl: String? { parameters["ttl"] }
+
+    /// RFC 3581: absent, requested (valueless, from a client), or filled in by a server.
+    public enum RPort: Hashable, Sendable { case absent, requested, value(UInt16) }
+    public var rport: RPort {
+        switch parameters.rawValue("rport") {
+        case .none: return .absent
+        case .some(.none): return .requested
+        case .some(.some(let value)):
+            guard let number = SIPGrammar.parseDecimal(Substring(value), limit: 65535) else { return .requested }
+            return .value(UInt16(number))
+        }
+    }
+
+    /// Whether the branch carries the RFC 3261 magic cookie, making it a transaction identifier.
+    public var hasRFC3261Branch: Bool { branch?.hasPrefix(Self.magicCookie) ?? false }
+
+    public var description: String {
+        var output = "\(protocolName)/\(protocolVersion)/\(transport) \(host)"
+        if let port { output += ":\(port)" }
+        return output + parameters.serialized
+    }
+
+    /// Parses every via-parm of a Via header value.
+    public static func parseList(_ value: String) -> [SIPVia]? {
+        value.withSIPScanner { scanner in
+            var result: [SIPVia] = []
+            repeat {
+                scanner.skipWhitespace()
+                guard let via = parse(&scanner) else { return nil }
+                result.append(via)
+                scanner.skipWhitespace()
+            } while scanner.consume(UInt8(ascii: ","))
+            return scanner.isAtEnd ? result : nil
+        }
+    }
+
+    public static func parse(_ value: String) -> SIPVia? {
+        guard let list = parseList(value), list.count == 1 else { return nil }
+        return list[0]
+    }
+
+    static func parse(_ scanner: inout SIPScanner) -> SIPVia? {
+        // sent-protocol = protocol-name SLASH protocol-version SLASH transport; SLASH = SWS "/" SWS
+        guard let name = scanner.token(), scanner.consume(UInt8(ascii: "/")),
+            let version = scanner.token(), scanner.consume(UInt8(ascii: "/")),
+            let transport = scanner.token()
+        else { return nil }
+        // LWS sent-by
+        scanner.skipWhitespace()
+        let host: String
+        if scanner.current == UInt8(ascii: "[") {
+            host = scanner.take { $0 != UInt8(ascii: "]") && !SIPGrammar.isWhitespace($0) } + "]"
+            guard scanner.consume(UInt8(ascii: "]"), skippingWhitespace: false) else { return nil }
+        } else {
+            host = scanner.take {
+                SIPGrammar.isAlpha($0) || SIPGrammar.isDigit($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_")
+            }
+        }
+        guard !host.isEmpty else { return nil }
+        var port: UInt16? = nil
+        if scanner.consume(UInt8(ascii: ":")) {
+            let digits = scanner.take(while: SIPGrammar.isDigit)
+            guard let number = SIPGrammar.parseDecimal(Substring(digits), limit: 65535) else { return nil }
+            port = UInt16(number)
+        }
+        guard let parameters = scanner.parameters() else { return nil }
+        var via = SIPVia(transport: transport, host: host, port: port, parameters: parameters)
+        via.protocolName = name
+        via.protocolVersion = version
+        return via
+    }
+}
