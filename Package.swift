@@ -62,7 +62,7 @@ let package = Package(
         // Micro-benchmarks: `swift run -c release stox-bench`. Figures are printed, never asserted.
         .executableTarget(
             name: "stox-bench",
-            dependencies: ["SIPCore", "XMPPCore", "XMLCore"],
+            dependencies: ["SIPCore", "XMPPCore", "XMLCore", "CExpat"],
             swiftSettings: strictSettings
         ),
         // Test-only helpers: golden-file and manifest readers.

@@ -101,6 +101,28 @@ struct SIPWireGoldenTests {
             facts["content-type"] = m.contentType?.essence
             facts["content-length"] = m.contentLength.map(String.init)
             facts["body-length"] = String(m.body.count)
+            facts["event"] = m.event?.description
+            if let state = m.subscriptionState {
+                facts["subscription-state"] = state.state.rawValue
+                facts["subscription-expires"] = state.expires.map(String.init)
+                facts["subscription-reason"] = state.reason?.rawValue
+            }
+            facts["expires"] = m.expires.map(String.init)
+            if m.headers.contains(.contact) {
+                let contacts = m.contacts
+                facts["contact-count"] = String(contacts.count)
+                facts["contact-0-uri"] = contacts.first?.uri.description
+                facts["contact-0-expires"] = contacts.first?.expires.map(String.init)
+            }
+            if let auth = (m.wwwAuthenticate + m.authorization + m.proxyAuthenticate + m.proxyAuthorization).first {
+                facts["auth-scheme"] = auth.scheme
+                facts["auth-realm"] = auth.realm
+                facts["auth-algorithm"] = auth["algorithm"]
+                facts["auth-username"] = auth.username
+            }
+            facts["sip-etag"] = m.sipETag
+            facts["sip-if-match"] = m.sipIfMatch
+            if m.headers.contains(.supported) { facts["supported"] = m.supported.joined(separator: ",") }
         }
         switch message {
         case .request(let request):

@@ -1,0 +1,21 @@
+import ArgumentParser
+
+/// The `stox` command line.
+@main
+struct Stox: ParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "stox",
+        abstract: "A SIP/SIMPLE <-> XMPP federation gateway.",
+        discussion: """
+            Stox joins SIP-based unified communications (SIMPLE presence and IM, Lync/Skype for \
+            Business style, several endpoints per user) with XMPP servers over real server-to-server \
+            federation, so people on both sides see each other's presence and chat.
+
+            This build carries the protocol codecs; `stox inspect` runs them on a captured message.
+            """,
+        version: version,
+        subcommands: [Inspect.self]
+    )
+}

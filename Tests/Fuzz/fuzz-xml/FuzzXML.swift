@@ -1,0 +1,17 @@
+import FuzzTargets
+#if FUZZING
+import Foundation
+#endif
+
+/// Built normally, the binary replays the saved inputs named on its command line. Built by
+/// Tests/Fuzz/run.sh with `-sanitize=fuzzer -DFUZZING`, it hands control to libFuzzer.
+@main
+struct FuzzXML {
+    static func main() throws {
+        #if FUZZING
+        exit(FuzzDriver.run(FuzzTargets.xmlStream))
+        #else
+        try FuzzReplay.run(arguments: Array(CommandLine.arguments.dropFirst()), FuzzTargets.xmlStream)
+        #endif
+    }
+}
