@@ -121,28 +121,107 @@ public struct SIPHeaderName: Hashable, Sendable, CustomStringConvertible, Expres
         return table
     }()
 
-    /// Known names grouped by length for allocation-free lookup from wire bytes.
-    private static let byLength: [[(bytes: [UInt8], name: SIPHeaderName)]] = {
-        var table = [[(bytes: [UInt8], name: SIPHeaderName)]](repeating: [], count: 32)
-        for (key, name) in byKey where key.utf8.count < 32 {
-            table[key.utf8.count].append((Array(key.utf8), name))
-        }
-        return table
-    }()
-
-    /// Looks a wire name up without allocating when it is a known name or compact form.
+    /// Looks a wire name up. The headers of nearly every message, and the compact forms, resolve
+    /// through a switch over literals without allocating; rarer known names go through a
+    /// dictionary; unknown names keep their spelling.
     static func lookup(_ bytes: UnsafeBufferPointer<UInt8>) -> SIPHeaderName {
-        if bytes.count < 32 {
-            for candidate in byLength[bytes.count] {
-                var equal = true
-                for index in 0..<bytes.count where candidate.bytes[index] != (bytes[index] | (SIPGrammar.isAlpha(bytes[index]) ? 0x20 : 0)) {
-                    equal = false
-                    break
-                }
-                if equal { return candidate.name }
+        guard let first = bytes.first else { return SIPHeaderName("") }
+        let letter = SIPGrammar.isAlpha(first) ? first | 0x20 : first
+        if bytes.count == 1 {
+            switch letter {
+            case UInt8(ascii: "a"): return .acceptContact
+            case UInt8(ascii: "b"): return .referredBy
+            case UInt8(ascii: "c"): return .contentType
+            case UInt8(ascii: "d"): return .requestDisposition
+            case UInt8(ascii: "e"): return .contentEncoding
+            case UInt8(ascii: "f"): return .from
+            case UInt8(ascii: "i"): return .callID
+            case UInt8(ascii: "j"): return .rejectContact
+            case UInt8(ascii: "k"): return .supported
+            case UInt8(ascii: "l"): return .contentLength
+            case UInt8(ascii: "m"): return .contact
+            case UInt8(ascii: "n"): return .identityInfo
+            case UInt8(ascii: "o"): return .event
+            case UInt8(ascii: "r"): return .referTo
+            case UInt8(ascii: "s"): return .subject
+            case UInt8(ascii: "t"): return .to
+            case UInt8(ascii: "u"): return .allowEvents
+            case UInt8(ascii: "v"): return .via
+            case UInt8(ascii: "x"): return .sessionExpires
+            case UInt8(ascii: "y"): return .identity
+            default: break
             }
         }
+        switch (bytes.count, letter) {
+        case (2, UInt8(ascii: "t")):
+            if equalsLowercase(bytes, "to") { return .to }
+        case (3, UInt8(ascii: "v")):
+            if equalsLowercase(bytes, "via") { return .via }
+        case (4, UInt8(ascii: "c")):
+            if equalsLowercase(bytes, "cseq") { return .cseq }
+        case (4, UInt8(ascii: "f")):
+            if equalsLowercase(bytes, "from") { return .from }
+        case (5, UInt8(ascii: "a")):
+            if equalsLowercase(bytes, "allow") { return .allow }
+        case (5, UInt8(ascii: "e")):
+            if equalsLowercase(bytes, "event") { return .event }
+        case (5, UInt8(ascii: "r")):
+            if equalsLowercase(bytes, "route") { return .route }
+        case (6, UInt8(ascii: "a")):
+            if equalsLowercase(bytes, "accept") { return .accept }
+        case (6, UInt8(ascii: "s")):
+            if equalsLowercase(bytes, "server") { return .server }
+        case (7, UInt8(ascii: "c")):
+            if equalsLowercase(bytes, "call-id") { return .callID }
+            if equalsLowercase(bytes, "contact") { return .contact }
+        case (7, UInt8(ascii: "e")):
+            if equalsLowercase(bytes, "expires") { return .expires }
+        case (7, UInt8(ascii: "r")):
+            if equalsLowercase(bytes, "require") { return .require }
+        case (8, UInt8(ascii: "s")):
+            if equalsLowercase(bytes, "sip-etag") { return .sipETag }
+        case (9, UInt8(ascii: "s")):
+            if equalsLowercase(bytes, "supported") { return .supported }
+        case (10, UInt8(ascii: "u")):
+            if equalsLowercase(bytes, "user-agent") { return .userAgent }
+        case (11, UInt8(ascii: "m")):
+            if equalsLowercase(bytes, "min-expires") { return .minExpires }
+        case (12, UInt8(ascii: "a")):
+            if equalsLowercase(bytes, "allow-events") { return .allowEvents }
+        case (12, UInt8(ascii: "c")):
+            if equalsLowercase(bytes, "content-type") { return .contentType }
+        case (12, UInt8(ascii: "m")):
+            if equalsLowercase(bytes, "max-forwards") { return .maxForwards }
+        case (12, UInt8(ascii: "r")):
+            if equalsLowercase(bytes, "record-route") { return .recordRoute }
+        case (12, UInt8(ascii: "s")):
+            if equalsLowercase(bytes, "sip-if-match") { return .sipIfMatch }
+        case (13, UInt8(ascii: "a")):
+            if equalsLowercase(bytes, "authorization") { return .authorization }
+        case (14, UInt8(ascii: "c")):
+            if equalsLowercase(bytes, "content-length") { return .contentLength }
+        case (16, UInt8(ascii: "w")):
+            if equalsLowercase(bytes, "www-authenticate") { return .wwwAuthenticate }
+        case (18, UInt8(ascii: "p")):
+            if equalsLowercase(bytes, "proxy-authenticate") { return .proxyAuthenticate }
+        case (18, UInt8(ascii: "s")):
+            if equalsLowercase(bytes, "subscription-state") { return .subscriptionState }
+        case (19, UInt8(ascii: "p")):
+            if equalsLowercase(bytes, "proxy-authorization") { return .proxyAuthorization }
+        default: break
+        }
         return SIPHeaderName(String(decoding: bytes, as: UTF8.self))
+    }
+
+    /// Case-insensitive comparison of wire bytes with a lowercase literal of the same length.
+    @inline(__always)
+    private static func equalsLowercase(_ bytes: UnsafeBufferPointer<UInt8>, _ literal: StaticString) -> Bool {
+        let pointer = literal.utf8Start
+        for index in 0..<bytes.count {
+            let byte = bytes[index]
+            if (SIPGrammar.isAlpha(byte) ? byte | 0x20 : byte) != pointer[index] { return false }
+        }
+        return true
     }
 
     /// Headers whose value is a comma-separated list (§7.3.1) that `SIPHeaders.values` splits.

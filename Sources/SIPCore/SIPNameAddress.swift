@@ -60,45 +60,88 @@ public struct SIPNameAddress: Hashable, Sendable, CustomStringConvertible {
     }
 
     static func parse(_ scanner: inout SIPScanner) -> SIPNameAddress? {
+        scan(&scanner, build: true) ?? nil
+    }
+
+    /// Whether `value` is one name-addr / addr-spec with parameters, checked without building it.
+    static func isValid(_ value: String) -> Bool {
+        value.withSIPScanner { scanner in
+            scanner.skipWhitespace()
+            guard scan(&scanner, build: false) != nil else { return false }
+            scanner.skipWhitespace()
+            return scanner.isAtEnd
+        }
+    }
+
+    /// Whether `value` is a comma-separated list of them (Contact, Route), checked without building.
+    static func isValidList(_ value: String) -> Bool {
+        value.withSIPScanner { scanner in
+            repeat {
+                scanner.skipWhitespace()
+                guard scan(&scanner, build: false) != nil else { return false }
+                scanner.skipWhitespace()
+            } while scanner.consume(UInt8(ascii: ","))
+            return scanner.isAtEnd
+        }
+    }
+
+    /// The name-addr grammar. Returns `nil` when the input does not follow it, `.some(nil)` when
+    /// it does and `build` is false, and the value when `build` is true.
+    static func scan(_ scanner: inout SIPScanner, build: Bool) -> SIPNameAddress?? {
         var displayName: String? = nil
         let start = scanner.index
         if scanner.current == UInt8(ascii: "\"") {
-            guard let quoted = scanner.quotedString() else { return nil }
-            displayName = quoted
+            if build {
+                guard let quoted = scanner.quotedString() else { return nil }
+                displayName = quoted
+            } else {
+                guard scanner.skipQuotedString() else { return nil }
+            }
             scanner.skipWhitespace()
             guard scanner.current == UInt8(ascii: "<") else { return nil }
         } else {
             // display-name = *(token LWS): look ahead for `<` after tokens and whitespace.
-            var words: [String] = []
-            while let word = scanner.token() {
-                words.append(word)
+            let wordsStart = scanner.index
+            var wordsEnd = scanner.index
+            while scanner.skipToken() {
+                wordsEnd = scanner.index
                 scanner.skipWhitespace()
             }
             if scanner.current == UInt8(ascii: "<") {
-                if !words.isEmpty { displayName = words.joined(separator: " ") }
+                if build, wordsEnd > wordsStart {
+                    // Words keep single spaces between them.
+                    displayName = scanner.string(wordsStart..<wordsEnd)
+                        .split(whereSeparator: { $0 == " " || $0 == "\t" }).joined(separator: " ")
+                }
             } else {
                 scanner.index = start
             }
         }
-        let uri: SIPURI
+        var uri: SIPURI? = nil
         if scanner.current == UInt8(ascii: "<") {
             // LAQUOT addr-spec RAQUOT: no whitespace inside the brackets (RFC 4475 §3.1.2.14).
             scanner.index += 1
-            guard let parsed = SIPURI.parse(&scanner, stopAt: []), scanner.current == UInt8(ascii: ">") else {
-                return nil
+            if build {
+                uri = SIPURI.parse(&scanner, stopAt: .empty)
+                guard uri != nil else { return nil }
+            } else {
+                guard SIPURI.skip(&scanner, stopAt: .empty) else { return nil }
             }
+            guard scanner.current == UInt8(ascii: ">") else { return nil }
             scanner.index += 1
-            uri = parsed
         } else {
             // An addr-spec without brackets ends at `;`, `,` or whitespace, and then cannot
             // carry URI parameters or headers (§20.10): those belong to the header.
-            guard let parsed = SIPURI.parse(&scanner, stopAt: [UInt8(ascii: ";"), UInt8(ascii: ","), UInt8(ascii: "?")]) else {
-                return nil
+            if build {
+                uri = SIPURI.parse(&scanner, stopAt: .addrSpecEnd)
+                guard uri != nil else { return nil }
+            } else {
+                guard SIPURI.skip(&scanner, stopAt: .addrSpecEnd) else { return nil }
             }
             if scanner.current == UInt8(ascii: "?") { return nil }
-            uri = parsed
         }
-        guard let parameters = scanner.parameters() else { return nil }
+        guard build else { return scanner.skipParameters() ? .some(nil) : nil }
+        guard let parameters = scanner.parameters(), let uri else { return nil }
         return SIPNameAddress(displayName: displayName, uri: uri, parameters: parameters)
     }
 }

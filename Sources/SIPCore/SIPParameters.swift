@@ -102,29 +102,74 @@ extension SIPScanner {
     /// Stops before a comma or the end; returns `nil` on a syntax error such as `;;`.
     mutating func parameters(stopAtComma: Bool = true) -> SIPParameters? {
         var parameters = SIPParameters()
+        let bytes = self.bytes
+        func string(_ range: Range<Int>) -> String {
+            String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
+        }
+        guard scanParameters(stopAtComma: stopAtComma, { name, value in
+            parameters.append(string(name), raw: value.map(string))
+        }) else { return nil }
+        return parameters
+    }
+
+    /// Checks a parameter list as `parameters` would, building nothing.
+    mutating func skipParameters(stopAtComma: Bool = true) -> Bool {
+        scanParameters(stopAtComma: stopAtComma) { _, _ in }
+    }
+
+    /// The parameter grammar, reporting each name and raw value (quotes kept) as byte ranges.
+    mutating func scanParameters(stopAtComma: Bool, _ parameter: (Range<Int>, Range<Int>?) -> Void) -> Bool {
         while true {
             let saved = index
             skipWhitespace()
-            if isAtEnd { return parameters }
+            if isAtEnd { return true }
             if current == UInt8(ascii: ",") && stopAtComma {
                 index = saved
-                return parameters
+                return true
             }
-            guard consume(UInt8(ascii: ";")) else { return nil }
-            guard let name = token() else { return nil }
+            guard consume(UInt8(ascii: ";")) else { return false }
+            let nameStart = index
+            while index < bytes.count, SIPGrammar.isToken(bytes[index]) { index += 1 }
+            guard index > nameStart else { return false }
+            let name = nameStart..<index
             if consume(UInt8(ascii: "=")) {
+                let valueStart = index
                 if current == UInt8(ascii: "\"") {
-                    let start = index
-                    guard quotedString() != nil else { return nil }
-                    parameters.append(name, raw: string(start..<index))
+                    guard skipQuotedString() else { return false }
                 } else {
-                    let value = take { SIPGrammar.isToken($0) || $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: "[") || $0 == UInt8(ascii: "]") }
-                    guard !value.isEmpty else { return nil }
-                    parameters.append(name, raw: value)
+                    while index < bytes.count, SIPCharacterClass.viaParamValue.contains(bytes[index]) { index += 1 }
+                    guard index > valueStart else { return false }
                 }
+                parameter(name, valueStart..<index)
             } else {
-                parameters.append(name, raw: nil)
+                parameter(name, nil)
             }
         }
+    }
+
+    /// Moves past a quoted-string; `false` if unterminated.
+    mutating func skipQuotedString() -> Bool {
+        guard current == UInt8(ascii: "\"") else { return false }
+        index += 1
+        while index < bytes.count {
+            switch bytes[index] {
+            case UInt8(ascii: "\\"):
+                guard index + 1 < bytes.count else { return false }
+                index += 2
+            case UInt8(ascii: "\""):
+                index += 1
+                return true
+            default:
+                index += 1
+            }
+        }
+        return false
+    }
+
+    /// Moves past a token; `false` if none.
+    mutating func skipToken() -> Bool {
+        let start = index
+        while index < bytes.count, SIPGrammar.isToken(bytes[index]) { index += 1 }
+        return index > start
     }
 }

@@ -255,7 +255,7 @@ public struct SIPParser: Sendable {
         }
         try checkVersion(versionBytes, offset: offset + firstSpace + 1 + secondSpace + 1)
         var scanner = SIPScanner(uriBytes)
-        guard let uri = SIPURI.parse(&scanner, stopAt: []), scanner.isAtEnd else {
+        guard let uri = SIPURI.parse(&scanner, stopAt: .empty), scanner.isAtEnd else {
             throw SIPParseError(.invalidRequestURI, at: offset + firstSpace + 1, "the Request-URI does not parse")
         }
         // §19.1.1: headers "are not allowed in ... a Request-URI".
@@ -319,10 +319,10 @@ struct CoreHeaderValidator {
         switch name {
         case .via:
             seen |= Self.bitVia
-            guard SIPVia.parseList(value) != nil else { throw invalid(name, at: offset, "bad via-parm") }
+            guard SIPVia.isValidList(value) else { throw invalid(name, at: offset, "bad via-parm") }
         case .from, .to:
             try once(name == .to ? Self.bitTo : Self.bitFrom, name, at: offset)
-            guard SIPNameAddress.parse(value) != nil else {
+            guard SIPNameAddress.isValid(value) else {
                 // Several well-formed addresses is a list where one value is allowed (RFC 4475
                 // §3.3.8); anything else is a bad value (§3.1.2.15).
                 if SIPGrammar.hasTopLevelComma(value), let list = SIPNameAddress.parseList(value), list.count > 1 {
@@ -358,7 +358,8 @@ struct CoreHeaderValidator {
             try once(Self.bitContentType, name, at: offset)
             guard SIPMediaType.parse(value) != nil else { throw invalid(name, at: offset, "bad media-type") }
         case .contact:
-            guard SIPContact.parse(value) != nil else { throw invalid(name, at: offset, "bad Contact") }
+            // Contact: "*" / list of name-addr (§20.10).
+            guard value == "*" || SIPNameAddress.isValidList(value) else { throw invalid(name, at: offset, "bad Contact") }
         case .date:
             guard SIPHeaderValue.isValidDate(value) else { throw invalid(name, at: offset, "Date must be RFC 1123 in GMT") }
         default:

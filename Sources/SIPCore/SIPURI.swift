@@ -113,12 +113,30 @@ public struct SIPURI: Hashable, Sendable, CustomStringConvertible, LosslessStrin
 
     /// Parses an absolute URI; `nil` if it does not follow the grammar.
     public static func parse(_ string: String) -> SIPURI? {
-        string.withSIPScanner { scanner in parse(&scanner, stopAt: []) }
+        string.withSIPScanner { scanner in parse(&scanner, stopAt: .empty) }
     }
 
     /// Parses a URI starting at the scanner, ending at the end of input or at one of `stopAt`
-    /// (an unbracketed addr-spec ends at `;`, `,` or whitespace, §20.10).
-    static func parse(_ scanner: inout SIPScanner, stopAt: Set<UInt8>) -> SIPURI? {
+    /// (an unbracketed addr-spec ends at `;`, `,` or `?`, §20.10).
+    static func parse(_ scanner: inout SIPScanner, stopAt: SIPCharacterClass) -> SIPURI? {
+        guard let (schemeBytes, body, isSIP) = scanAbsolute(&scanner, stopAt: stopAt) else { return nil }
+        let scheme = Scheme(rawValue: String(decoding: schemeBytes, as: UTF8.self))
+        if isSIP { return parseSIP(scheme: scheme, body) }
+        return SIPURI(scheme: scheme, opaque: String(decoding: body, as: UTF8.self))
+    }
+
+    /// Checks a URI as `parse` would, without building it: the parser validates headers this way
+    /// on every message, and throwaway strings would dominate its cost.
+    static func skip(_ scanner: inout SIPScanner, stopAt: SIPCharacterClass) -> Bool {
+        guard let (_, body, isSIP) = scanAbsolute(&scanner, stopAt: stopAt) else { return false }
+        return !isSIP || scanSIP(body, parameter: { _, _ in }, header: { _, _ in }) != nil
+    }
+
+    /// absoluteURI = scheme ":" ...: returns the scheme, the part after the colon and whether the
+    /// scheme is sip/sips.
+    private static func scanAbsolute(
+        _ scanner: inout SIPScanner, stopAt: SIPCharacterClass
+    ) -> (UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<UInt8>, Bool)? {
         let start = scanner.index
         // scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
         guard let first = scanner.current, SIPGrammar.isAlpha(first) else { return nil }
@@ -129,7 +147,7 @@ public struct SIPURI: Hashable, Sendable, CustomStringConvertible, LosslessStrin
             scanner.index += 1
         }
         guard scanner.current == UInt8(ascii: ":") else { return nil }
-        let scheme = Scheme(rawValue: scanner.string(start..<scanner.index))
+        let schemeBytes = UnsafeBufferPointer(rebasing: scanner.bytes[start..<scanner.index])
         scanner.index += 1
         let bodyStart = scanner.index
         var end = scanner.index
@@ -143,37 +161,75 @@ public struct SIPURI: Hashable, Sendable, CustomStringConvertible, LosslessStrin
             end += 1
         }
         guard end > bodyStart else { return nil }
-        let body = UnsafeBufferPointer(rebasing: scanner.bytes[bodyStart..<end])
         scanner.index = end
-        if scheme == .sip || scheme == .sips {
-            return parseSIP(scheme: scheme, body)
-        }
-        return SIPURI(scheme: scheme, opaque: String(decoding: body, as: UTF8.self))
+        return (schemeBytes, UnsafeBufferPointer(rebasing: scanner.bytes[bodyStart..<end]), isSIPScheme(schemeBytes))
+    }
+
+    /// `sip` or `sips`, any case.
+    @inline(__always) private static func isSIPScheme(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard bytes.count == 3 || bytes.count == 4 else { return false }
+        guard bytes[0] | 0x20 == UInt8(ascii: "s"), bytes[1] | 0x20 == UInt8(ascii: "i"), bytes[2] | 0x20 == UInt8(ascii: "p")
+        else { return false }
+        return bytes.count == 3 || bytes[3] | 0x20 == UInt8(ascii: "s")
     }
 
     private static func parseSIP(scheme: Scheme, _ body: UnsafeBufferPointer<UInt8>) -> SIPURI? {
+        func string(_ range: Range<Int>) -> String {
+            String(decoding: UnsafeBufferPointer(rebasing: body[range]), as: UTF8.self)
+        }
+        var parameters = SIPParameters()
+        var headers: [Header] = []
+        guard let parts = scanSIP(
+            body,
+            parameter: { name, value in parameters.append(string(name), raw: value.map(string)) },
+            header: { name, value in headers.append(Header(string(name), string(value))) })
+        else { return nil }
+        return SIPURI(
+            scheme: scheme, user: parts.user.map(string), password: parts.password.map(string),
+            host: string(parts.host), port: parts.port, parameters: parameters, headers: headers)
+    }
+
+    /// Where the parts of a SIP URI lie in its body (the bytes after `sip:`).
+    private struct Parts {
+        var user: Range<Int>?
+        var password: Range<Int>?
+        var host: Range<Int>
+        var port: UInt16?
+    }
+
+    /// SIP-URI = "sip:" [ userinfo ] hostport uri-parameters [ headers ] (§25), reporting each
+    /// parameter and header through the callbacks; `nil` if the body does not follow the grammar.
+    private static func scanSIP(
+        _ body: UnsafeBufferPointer<UInt8>,
+        parameter: (Range<Int>, Range<Int>?) -> Void,
+        header: (Range<Int>, Range<Int>) -> Void
+    ) -> Parts? {
         var index = 0
-        var user: String? = nil
-        var password: String? = nil
+        var user: Range<Int>? = nil
+        var password: Range<Int>? = nil
         if let at = body.firstIndex(of: UInt8(ascii: "@")) {
-            let userinfo = UnsafeBufferPointer(rebasing: body[0..<at])
-            let colon = userinfo.firstIndex(of: UInt8(ascii: ":"))
-            let userBytes = UnsafeBufferPointer(rebasing: userinfo[0..<(colon ?? userinfo.count)])
-            guard !userBytes.isEmpty, valid(userBytes, extra: userUnreserved) else { return nil }
-            user = String(decoding: userBytes, as: UTF8.self)
+            let colon = body[0..<at].firstIndex(of: UInt8(ascii: ":"))
+            let userEnd = colon ?? at
+            guard userEnd > 0, valid(UnsafeBufferPointer(rebasing: body[0..<userEnd]), extra: .userUnreserved) else {
+                return nil
+            }
+            user = 0..<userEnd
             if let colon {
-                let passwordBytes = UnsafeBufferPointer(rebasing: userinfo[(colon + 1)...])
-                guard valid(passwordBytes, extra: passwordUnreserved) else { return nil }
-                password = String(decoding: passwordBytes, as: UTF8.self)
+                guard valid(UnsafeBufferPointer(rebasing: body[(colon + 1)..<at]), extra: .passwordUnreserved) else {
+                    return nil
+                }
+                password = (colon + 1)..<at
             }
             index = at + 1
         }
-        // host
+        // host = hostname / IPv4address / IPv6reference
         let hostStart = index
         if index < body.count, body[index] == UInt8(ascii: "[") {
             while index < body.count, body[index] != UInt8(ascii: "]") {
                 let byte = body[index]
-                guard byte == UInt8(ascii: "[") || byte == UInt8(ascii: ":") || byte == UInt8(ascii: ".") || isHex(byte) else { return nil }
+                guard byte == UInt8(ascii: "[") || byte == UInt8(ascii: ":") || byte == UInt8(ascii: ".") || isHex(byte) else {
+                    return nil
+                }
                 index += 1
             }
             guard index < body.count else { return nil }
@@ -182,86 +238,73 @@ public struct SIPURI: Hashable, Sendable, CustomStringConvertible, LosslessStrin
             while index < body.count {
                 let byte = body[index]
                 if byte == UInt8(ascii: ":") || byte == UInt8(ascii: ";") || byte == UInt8(ascii: "?") { break }
-                guard SIPGrammar.isAlpha(byte) || SIPGrammar.isDigit(byte) || byte == UInt8(ascii: "-")
-                    || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_")
-                else { return nil }
+                guard SIPCharacterClass.hostname.contains(byte) else { return nil }
                 index += 1
             }
         }
         guard index > hostStart else { return nil }
-        let host = String(decoding: UnsafeBufferPointer(rebasing: body[hostStart..<index]), as: UTF8.self)
+        let host = hostStart..<index
         var port: UInt16? = nil
         if index < body.count, body[index] == UInt8(ascii: ":") {
             index += 1
+            var value = 0
             let portStart = index
-            while index < body.count, SIPGrammar.isDigit(body[index]) { index += 1 }
-            let digits = String(decoding: UnsafeBufferPointer(rebasing: body[portStart..<index]), as: UTF8.self)
-            guard let value = SIPGrammar.parseDecimal(Substring(digits), limit: 65535) else { return nil }
+            while index < body.count, SIPGrammar.isDigit(body[index]), index - portStart < 6 {
+                value = value * 10 + Int(body[index] - 0x30)
+                index += 1
+            }
+            guard index > portStart, value <= 65535 else { return nil }
             port = UInt16(value)
         }
-        var parameters = SIPParameters()
         while index < body.count, body[index] == UInt8(ascii: ";") {
             index += 1
             let nameStart = index
             while index < body.count, isParamChar(body[index]) { index += 1 }
             guard index > nameStart else { return nil }
-            let name = String(decoding: UnsafeBufferPointer(rebasing: body[nameStart..<index]), as: UTF8.self)
-            var value: String? = nil
+            let name = nameStart..<index
+            var value: Range<Int>? = nil
             if index < body.count, body[index] == UInt8(ascii: "=") {
                 index += 1
                 let valueStart = index
                 while index < body.count, isParamChar(body[index]) { index += 1 }
                 guard index > valueStart else { return nil }
-                value = String(decoding: UnsafeBufferPointer(rebasing: body[valueStart..<index]), as: UTF8.self)
+                value = valueStart..<index
             }
-            parameters.append(name, raw: value)
+            parameter(name, value)
         }
-        var headers: [Header] = []
         if index < body.count, body[index] == UInt8(ascii: "?") {
             repeat {
                 index += 1
                 let nameStart = index
                 while index < body.count, isHeaderChar(body[index]) { index += 1 }
                 guard index > nameStart, index < body.count, body[index] == UInt8(ascii: "=") else { return nil }
-                let name = String(decoding: UnsafeBufferPointer(rebasing: body[nameStart..<index]), as: UTF8.self)
+                let name = nameStart..<index
                 index += 1
                 let valueStart = index
                 while index < body.count, isHeaderChar(body[index]) { index += 1 }
-                let value = String(decoding: UnsafeBufferPointer(rebasing: body[valueStart..<index]), as: UTF8.self)
-                headers.append(Header(name, value))
+                header(name, valueStart..<index)
             } while index < body.count && body[index] == UInt8(ascii: "&")
         }
         guard index == body.count else { return nil }
-        return SIPURI(
-            scheme: scheme, user: user, password: password, host: host, port: port,
-            parameters: parameters, headers: headers)
+        return Parts(user: user, password: password, host: host, port: port)
     }
 
-    // unreserved = alphanum / mark; mark = - _ . ! ~ * ' ( )
-    private static let mark: Set<UInt8> = Set("-_.!~*'()".utf8)
-    private static let userUnreserved: Set<UInt8> = Set("&=+$,;?/".utf8)
-    private static let passwordUnreserved: Set<UInt8> = Set("&=+$,".utf8)
-    private static let paramUnreserved: Set<UInt8> = Set("[]/:&+$".utf8)
-    private static let headerUnreserved: Set<UInt8> = Set("[]/?:+$".utf8)
-
-    @inline(__always) private static func isHex(_ byte: UInt8) -> Bool {
-        SIPGrammar.isDigit(byte) || ((byte | 0x20) >= UInt8(ascii: "a") && (byte | 0x20) <= UInt8(ascii: "f"))
-    }
+    @inline(__always) private static func isHex(_ byte: UInt8) -> Bool { SIPCharacterClass.hex.contains(byte) }
 
     @inline(__always) private static func isUnreserved(_ byte: UInt8) -> Bool {
-        SIPGrammar.isAlpha(byte) || SIPGrammar.isDigit(byte) || mark.contains(byte)
+        SIPCharacterClass.unreserved.contains(byte)
     }
 
-    private static func isParamChar(_ byte: UInt8) -> Bool {
-        isUnreserved(byte) || paramUnreserved.contains(byte) || byte == UInt8(ascii: "%")
+    @inline(__always) private static func isParamChar(_ byte: UInt8) -> Bool {
+        SIPCharacterClass.unreserved.union(.paramUnreserved).contains(byte) || byte == UInt8(ascii: "%")
     }
 
-    private static func isHeaderChar(_ byte: UInt8) -> Bool {
-        isUnreserved(byte) || headerUnreserved.contains(byte) || byte == UInt8(ascii: "%")
+    @inline(__always) private static func isHeaderChar(_ byte: UInt8) -> Bool {
+        SIPCharacterClass.unreserved.union(.headerUnreserved).contains(byte) || byte == UInt8(ascii: "%")
     }
 
     /// unreserved / escaped / extra, where escaped = "%" HEXDIG HEXDIG.
-    private static func valid(_ bytes: UnsafeBufferPointer<UInt8>, extra: Set<UInt8>) -> Bool {
+    private static func valid(_ bytes: UnsafeBufferPointer<UInt8>, extra: SIPCharacterClass) -> Bool {
         var index = 0
         while index < bytes.count {
             let byte = bytes[index]
@@ -298,12 +341,12 @@ public struct SIPURI: Hashable, Sendable, CustomStringConvertible, LosslessStrin
 
     /// Percent-encodes every byte of `string` that is not unreserved and not in `allowed`.
     public static func percentEncoded(_ string: String, allowed: Set<UInt8>) -> String {
+        let hex = Array("0123456789ABCDEF".utf8)
         var output = ""
         for byte in string.utf8 {
             if isUnreserved(byte) || allowed.contains(byte) {
                 output.unicodeScalars.append(Unicode.Scalar(byte))
             } else {
-                let hex = Array("0123456789ABCDEF".utf8)
                 output.unicodeScalars.append(Unicode.Scalar(UInt8(ascii: "%")))
                 output.unicodeScalars.append(Unicode.Scalar(hex[Int(byte >> 4)]))
                 output.unicodeScalars.append(Unicode.Scalar(hex[Int(byte & 0xF)]))
@@ -313,7 +356,7 @@ public struct SIPURI: Hashable, Sendable, CustomStringConvertible, LosslessStrin
     }
 
     /// The characters the user part may carry unescaped besides alphanumerics and marks.
-    public static let userAllowedCharacters = userUnreserved
+    public static let userAllowedCharacters: Set<UInt8> = Set("&=+$,;?/".utf8)
 
     private static func hexValue(_ byte: UInt8) -> UInt8 {
         SIPGrammar.isDigit(byte) ? byte - 0x30 : (byte | 0x20) - UInt8(ascii: "a") + 10

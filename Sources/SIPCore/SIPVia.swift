@@ -63,39 +63,65 @@ public struct SIPVia: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// Whether `value` is a valid Via header value, checked without building it.
+    static func isValidList(_ value: String) -> Bool {
+        value.withSIPScanner { scanner in
+            repeat {
+                scanner.skipWhitespace()
+                guard scan(&scanner, build: false) != nil else { return false }
+                scanner.skipWhitespace()
+            } while scanner.consume(UInt8(ascii: ","))
+            return scanner.isAtEnd
+        }
+    }
+
     public static func parse(_ value: String) -> SIPVia? {
         guard let list = parseList(value), list.count == 1 else { return nil }
         return list[0]
     }
 
     static func parse(_ scanner: inout SIPScanner) -> SIPVia? {
+        scan(&scanner, build: true) ?? nil
+    }
+
+    /// via-parm; `nil` if invalid, `.some(nil)` if valid and not built.
+    static func scan(_ scanner: inout SIPScanner, build: Bool) -> SIPVia?? {
         // sent-protocol = protocol-name SLASH protocol-version SLASH transport; SLASH = SWS "/" SWS
-        guard let name = scanner.token(), scanner.consume(UInt8(ascii: "/")),
-            let version = scanner.token(), scanner.consume(UInt8(ascii: "/")),
-            let transport = scanner.token()
-        else { return nil }
+        let nameStart = scanner.index
+        guard scanner.skipToken() else { return nil }
+        let nameEnd = scanner.index
+        guard scanner.consume(UInt8(ascii: "/")) else { return nil }
+        let versionStart = scanner.index
+        guard scanner.skipToken() else { return nil }
+        let versionEnd = scanner.index
+        guard scanner.consume(UInt8(ascii: "/")) else { return nil }
+        let transportStart = scanner.index
+        guard scanner.skipToken() else { return nil }
+        let transportEnd = scanner.index
         // LWS sent-by
         scanner.skipWhitespace()
-        let host: String
+        let hostStart = scanner.index
         if scanner.current == UInt8(ascii: "[") {
-            host = scanner.take { $0 != UInt8(ascii: "]") && !SIPGrammar.isWhitespace($0) } + "]"
+            while let byte = scanner.current, byte != UInt8(ascii: "]"), !SIPGrammar.isWhitespace(byte) { scanner.index += 1 }
             guard scanner.consume(UInt8(ascii: "]"), skippingWhitespace: false) else { return nil }
         } else {
-            host = scanner.take {
-                SIPGrammar.isAlpha($0) || SIPGrammar.isDigit($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_")
-            }
+            while let byte = scanner.current, SIPCharacterClass.hostname.contains(byte) { scanner.index += 1 }
         }
-        guard !host.isEmpty else { return nil }
+        let hostEnd = scanner.index
+        guard hostEnd > hostStart else { return nil }
         var port: UInt16? = nil
         if scanner.consume(UInt8(ascii: ":")) {
             let digits = scanner.take(while: SIPGrammar.isDigit)
             guard let number = SIPGrammar.parseDecimal(Substring(digits), limit: 65535) else { return nil }
             port = UInt16(number)
         }
+        guard build else { return scanner.skipParameters() ? .some(nil) : nil }
         guard let parameters = scanner.parameters() else { return nil }
-        var via = SIPVia(transport: transport, host: host, port: port, parameters: parameters)
-        via.protocolName = name
-        via.protocolVersion = version
+        var via = SIPVia(
+            transport: scanner.string(transportStart..<transportEnd), host: scanner.string(hostStart..<hostEnd),
+            port: port, parameters: parameters)
+        via.protocolName = scanner.string(nameStart..<nameEnd)
+        via.protocolVersion = scanner.string(versionStart..<versionEnd)
         return via
     }
 }

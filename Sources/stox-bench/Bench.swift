@@ -11,18 +11,21 @@ import XMPPCore
 struct StoxBench {
     static func main() throws {
         var rounds = 9
+        var filter: String? = nil
         var arguments = CommandLine.arguments.dropFirst()
         while let argument = arguments.popFirst() {
             switch argument {
             case "--rounds": rounds = Int(arguments.popFirst() ?? "") ?? rounds
+            case "--filter": filter = arguments.popFirst()
             case "--help", "-h":
-                print("usage: stox-bench [--rounds N]")
+                print("usage: stox-bench [--rounds N] [--filter SUBSTRING]")
                 return
             default:
                 print("unknown argument \(argument)")
                 return
             }
         }
+        StoxBench.filter = filter
         #if DEBUG
         print("warning: debug build; run `swift run -c release stox-bench` for meaningful figures")
         #endif
@@ -87,7 +90,11 @@ struct StoxBench {
         static let header = "benchmark".padding(46) + "min ns/op".leftPadding(12) + "median".leftPadding(12) + "max".leftPadding(12)
     }
 
+    /// Only benchmarks whose name contains this run (for profiling one of them).
+    nonisolated(unsafe) static var filter: String? = nil
+
     static func measure(_ name: String, rounds: Int, iterations: Int, perCall: Int = 1, _ body: () -> Void) {
+        if let filter, !name.contains(filter) { return }
         // Warm up caches, allocator and branch predictors.
         for _ in 0..<max(1, iterations / 10) { body() }
         var samples: [Double] = []

@@ -1,6 +1,6 @@
 /// The inputs the benchmarks parse: sizes as the issue specifies them.
 enum Samples {
-    static let sipBody = "Watson, come here. I want to see you. The gateway should carry this text to XMPP unchanged."
+    static let sipBody = "Watson, come here. I want to see you. Carry this to XMPP unchanged."
 
     /// A ~500-byte SIP MESSAGE as a SIP client sends it (RFC 3428 §4 shape).
     static let sipMessage: String = {
@@ -13,8 +13,7 @@ enum Samples {
             "Call-ID: a84b4c76e66710@pc33.atlanta.example.com",
             "CSeq: 314159 MESSAGE",
             "Contact: <sip:alice@client.atlanta.example.com;transport=tcp>",
-            "User-Agent: Stox-Bench/1.0",
-            "Content-Type: text/plain;charset=UTF-8",
+                        "Content-Type: text/plain;charset=UTF-8",
             "Content-Length: \(sipBody.utf8.count)",
         ]
         return headers.joined(separator: "\r\n") + "\r\n\r\n" + sipBody
