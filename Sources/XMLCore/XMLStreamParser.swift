@@ -111,37 +111,21 @@ public enum XMLDocumentParser {
 
 // MARK: - The expat driver
 
-/// Owns one expat parser and turns its callbacks into trees. Callbacks are C function pointers;
-/// they reach this object through expat's user-data pointer.
+/// Owns one expat parser. Callbacks are C function pointers; they reach this object through
+/// expat's user-data pointer and hand each event to `builder`, a struct, so a callback costs one
+/// exclusivity check rather than one per field it touches.
 final class ExpatEngine {
     enum Mode { case stream, document }
 
     let mode: Mode
     let limits: XMLParserLimits
     private var parser: XML_Parser!
-
-    /// Elements currently open, the stream root included.
-    private var level = 0
-    /// The level at which trees start: stanzas (2) in a stream, the root (1) in a document.
-    private let treeLevel: Int
-    /// Elements under construction, outermost first.
-    private var stack: [XMLElement] = []
-    /// Character data not yet attached to the innermost element.
-    private var textBuffer: [UInt8] = []
-    /// Namespace declarations seen before the next start tag (expat reports them first).
-    private var pendingDeclarations: [String: String] = [:]
-    private var pending: [XMLStreamEvent] = []
-    private var documentRoot: XMLElement?
-    private(set) var error: XMLParseError?
-    private(set) var bytesFed = 0
-    /// Where the current top-level element started, or where the last stream-level event ended.
-    private var anchor = 0
-    private var names = NameCache()
+    fileprivate var builder: TreeBuilder
 
     init(mode: Mode, limits: XMLParserLimits) {
         self.mode = mode
         self.limits = limits
-        self.treeLevel = mode == .stream ? 2 : 1
+        self.builder = TreeBuilder(mode: mode, limits: limits)
         createParser()
     }
 
@@ -149,17 +133,12 @@ final class ExpatEngine {
         XML_ParserFree(parser)
     }
 
+    var error: XMLParseError? { builder.error }
+    var bytesFed: Int { builder.bytesFed }
+
     func reset() {
         XML_ParserFree(parser)
-        level = 0
-        stack.removeAll(keepingCapacity: true)
-        textBuffer.removeAll(keepingCapacity: true)
-        pendingDeclarations = [:]
-        pending.removeAll(keepingCapacity: true)
-        documentRoot = nil
-        error = nil
-        bytesFed = 0
-        anchor = 0
+        builder = TreeBuilder(mode: mode, limits: limits)
         createParser()
     }
 
@@ -169,6 +148,7 @@ final class ExpatEngine {
         // it cannot occur in well-formed XML 1.0.
         parser = XML_ParserCreateNS("UTF-8", 0x01)
         precondition(parser != nil, "expat could not allocate a parser")
+        builder.parser = parser
         XML_SetReturnNSTriplet(parser, 1)
         XML_SetUserData(parser, Unmanaged.passUnretained(self).toOpaque())
         XML_SetElementHandler(parser, expatStart, expatEnd)
@@ -184,59 +164,50 @@ final class ExpatEngine {
     }
 
     func drain(into events: inout [XMLStreamEvent]) {
-        if pending.isEmpty { return }
-        if events.isEmpty {
-            swap(&events, &pending)
-        } else {
-            events.append(contentsOf: pending)
-            pending.removeAll(keepingCapacity: true)
-        }
+        builder.drain(into: &events)
     }
 
     /// Feeds bytes to expat in slices, so that a peer cannot make expat buffer an unbounded
     /// unfinished token: between slices, the bytes held since the anchor are checked against
     /// the element-size limit.
     func feed(_ bytes: UnsafeRawBufferPointer) throws(XMLParseError) {
-        if let error { throw error }
+        if let error = builder.error { throw error }
         guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
         let sliceSize = 16 * 1024
         var offset = 0
         while offset < bytes.count {
             let count = min(sliceSize, bytes.count - offset)
-            if bytesFed + count - anchor > limits.maxElementBytes + sliceSize {
-                fail(.elementTooLarge, at: bytesFed, "more than \(limits.maxElementBytes) bytes in one element")
-                throw error!
+            if builder.bytesFed + count - builder.anchor > limits.maxElementBytes + sliceSize {
+                builder.fail(.elementTooLarge, at: builder.bytesFed, "more than \(limits.maxElementBytes) bytes in one element")
+                throw builder.error!
             }
             let status = XML_Parse(
                 parser, base.advanced(by: offset).assumingMemoryBound(to: CChar.self), Int32(count), 0)
-            bytesFed += count
+            builder.bytesFed += count
             offset += count
-            if let error { throw error }
-            if status == XML_STATUS_ERROR {
-                let expatError = XML_GetErrorCode(parser)
-                let index = Int(XML_GetCurrentByteIndex(parser))
-                let message = XML_ErrorString(expatError).map { String(cString: $0) } ?? "expat error"
-                fail(Self.kind(of: expatError), at: max(index, 0), message)
-                throw error!
-            }
+            if let error = builder.error { throw error }
+            if status == XML_STATUS_ERROR { throw expatFailure() }
         }
     }
 
     func finishDocument() throws(XMLParseError) -> XMLElement {
-        if let error { throw error }
+        if let error = builder.error { throw error }
         let status = XML_Parse(parser, nil, 0, 1)
-        if let error { throw error }
-        if status == XML_STATUS_ERROR {
-            let expatError = XML_GetErrorCode(parser)
-            let message = XML_ErrorString(expatError).map { String(cString: $0) } ?? "expat error"
-            fail(Self.kind(of: expatError), at: Int(XML_GetCurrentByteIndex(parser)), message)
-            throw error!
-        }
-        guard let root = documentRoot else {
-            fail(.incompleteDocument, at: bytesFed, "no root element")
-            throw error!
+        if let error = builder.error { throw error }
+        if status == XML_STATUS_ERROR { throw expatFailure() }
+        guard let root = builder.documentRoot else {
+            builder.fail(.incompleteDocument, at: builder.bytesFed, "no root element")
+            throw builder.error!
         }
         return root
+    }
+
+    /// Records expat's own error (not-well-formed and the like) and returns it.
+    private func expatFailure() -> XMLParseError {
+        let expatError = XML_GetErrorCode(parser)
+        let message = XML_ErrorString(expatError).map { String(cString: $0) } ?? "expat error"
+        builder.fail(Self.kind(of: expatError), at: max(Int(XML_GetCurrentByteIndex(parser)), 0), message)
+        return builder.error!
     }
 
     private static func kind(of code: XML_Error) -> XMLParseError.Kind {
@@ -252,19 +223,63 @@ final class ExpatEngine {
             .notWellFormed
         }
     }
+}
 
-    fileprivate func fail(_ kind: XMLParseError.Kind, at offset: Int? = nil, _ detail: String) {
-        guard error == nil else { return }
-        let where_ = offset ?? Int(XML_GetCurrentByteIndex(parser))
-        error = XMLParseError(kind, byteOffset: max(where_, 0), detail: detail)
-        XML_StopParser(parser, 0)
+/// Turns expat's callbacks into events and trees.
+struct TreeBuilder {
+    let mode: ExpatEngine.Mode
+    let limits: XMLParserLimits
+    var parser: XML_Parser? = nil
+
+    /// Elements currently open, the stream root included.
+    private var level = 0
+    /// The level at which trees start: stanzas (2) in a stream, the root (1) in a document.
+    private let treeLevel: Int
+    /// Elements under construction, outermost first.
+    private var stack: [XMLElement] = []
+    /// Character data not yet attached to the innermost element.
+    private var textBuffer: [UInt8] = []
+    /// Namespace declarations seen before the next start tag (expat reports them first).
+    private var pendingDeclarations: [String: String] = [:]
+    private var pending: [XMLStreamEvent] = []
+    private(set) var documentRoot: XMLElement?
+    private(set) var error: XMLParseError?
+    var bytesFed = 0
+    /// Where the current top-level element started, or where the last stream-level event ended.
+    private(set) var anchor = 0
+    private var names = NameCache()
+
+    init(mode: ExpatEngine.Mode, limits: XMLParserLimits) {
+        self.mode = mode
+        self.limits = limits
+        self.treeLevel = mode == .stream ? 2 : 1
     }
 
-    private var currentOffset: Int { Int(XML_GetCurrentByteIndex(parser)) }
+    mutating func drain(into events: inout [XMLStreamEvent]) {
+        if pending.isEmpty { return }
+        if events.isEmpty {
+            swap(&events, &pending)
+        } else {
+            events.append(contentsOf: pending)
+            pending.removeAll(keepingCapacity: true)
+        }
+    }
+
+    mutating func fail(_ kind: XMLParseError.Kind, at offset: Int? = nil, _ detail: String) {
+        guard error == nil else { return }
+        let where_ = offset ?? currentOffset
+        error = XMLParseError(kind, byteOffset: max(where_, 0), detail: detail)
+        if let parser { XML_StopParser(parser, 0) }
+    }
+
+    private var currentOffset: Int { parser.map { Int(XML_GetCurrentByteIndex($0)) } ?? bytesFed }
+    private var currentEventEnd: Int {
+        parser.map { Int(XML_GetCurrentByteIndex($0)) + Int(XML_GetCurrentByteCount($0)) } ?? bytesFed
+    }
 
     // MARK: callbacks
 
-    fileprivate func startElement(_ rawName: UnsafePointer<CChar>, _ rawAttributes: UnsafeMutablePointer<UnsafePointer<CChar>?>) {
+    mutating func startElement(_ rawName: UnsafePointer<CChar>, _ rawAttributes: UnsafeMutablePointer<UnsafePointer<CChar>?>) {
         guard error == nil else { return }
         level += 1
         if level == treeLevel { anchor = currentOffset }
@@ -282,6 +297,7 @@ final class ExpatEngine {
                 fail(.tooManyAttributes, "more than \(limits.maxAttributes) attributes on <\(name.local)>")
                 return
             }
+            if count == 1 { attributes.reserveCapacity(4) }
             let valuePointer = cursor.advanced(by: 1).pointee!
             let qualified = names.split(attributeName)
             attributes.append(XMLAttribute(
@@ -296,15 +312,15 @@ final class ExpatEngine {
                 attributes: attributes, namespaceDeclarations: pendingDeclarations)
             pendingDeclarations = [:]
             pending.append(.streamOpened(header))
-            anchor = currentOffset + Int(XML_GetCurrentByteCount(parser))
+            anchor = currentEventEnd
             return
         }
-        pendingDeclarations = [:]
+        if !pendingDeclarations.isEmpty { pendingDeclarations = [:] }
         flushText()
         stack.append(XMLElement(name.local, namespace: name.namespace, attributes: attributes))
     }
 
-    fileprivate func endElement() {
+    mutating func endElement() {
         guard error == nil else { return }
         defer { level -= 1 }
         if level < treeLevel {
@@ -317,7 +333,7 @@ final class ExpatEngine {
             stack[stack.count - 1].children.append(.element(element))
             return
         }
-        let end = currentOffset + Int(XML_GetCurrentByteCount(parser))
+        let end = currentEventEnd
         if end - anchor > limits.maxElementBytes {
             fail(.elementTooLarge, "<\(element.name)> is \(end - anchor) bytes, over \(limits.maxElementBytes)")
             return
@@ -329,7 +345,7 @@ final class ExpatEngine {
         }
     }
 
-    fileprivate func characters(_ bytes: UnsafePointer<CChar>, _ count: Int) {
+    mutating func characters(_ bytes: UnsafePointer<CChar>, _ count: Int) {
         guard error == nil else { return }
         if level >= treeLevel {
             bytes.withMemoryRebound(to: UInt8.self, capacity: count) { pointer in
@@ -346,23 +362,23 @@ final class ExpatEngine {
                 return
             }
         }
-        anchor = currentOffset + Int(XML_GetCurrentByteCount(parser))
+        anchor = currentEventEnd
     }
 
-    private func flushText() {
+    private mutating func flushText() {
         guard !textBuffer.isEmpty else { return }
         let text = String(decoding: textBuffer, as: UTF8.self)
         textBuffer.removeAll(keepingCapacity: true)
         stack[stack.count - 1].children.append(.text(text))
     }
 
-    fileprivate func namespaceDeclaration(prefix: UnsafePointer<CChar>?, uri: UnsafePointer<CChar>?) {
+    mutating func namespaceDeclaration(prefix: UnsafePointer<CChar>?, uri: UnsafePointer<CChar>?) {
         guard error == nil, level == 0, mode == .stream else { return }
         let key = prefix.map { String(cString: $0) } ?? ""
         pendingDeclarations[key] = uri.map { String(cString: $0) } ?? ""
     }
 
-    fileprivate func xmlDeclaration(encoding: UnsafePointer<CChar>?) {
+    mutating func xmlDeclaration(encoding: UnsafePointer<CChar>?) {
         guard error == nil, let encoding else { return }
         let declared = String(cString: encoding).lowercased()
         if declared != "utf-8" && declared != "utf8" {
@@ -370,11 +386,11 @@ final class ExpatEngine {
         }
     }
 
-    fileprivate func restricted(_ what: String) {
+    mutating func restricted(_ what: String) {
         fail(.restrictedXML, "\(what) is not allowed (RFC 6120 §11.1)")
     }
 
-    fileprivate func processingInstructionOrComment(_ what: String) {
+    mutating func processingInstructionOrComment(_ what: String) {
         // Standalone documents may carry them; skip. XMPP streams may not.
         if mode == .stream { restricted(what) }
     }
@@ -387,39 +403,39 @@ private func engine(_ userData: UnsafeMutableRawPointer?) -> ExpatEngine {
 }
 
 private let expatStart: XML_StartElementHandler = { userData, name, attributes in
-    engine(userData).startElement(name!, attributes!)
+    engine(userData).builder.startElement(name!, attributes!)
 }
 
 private let expatEnd: XML_EndElementHandler = { userData, _ in
-    engine(userData).endElement()
+    engine(userData).builder.endElement()
 }
 
 private let expatText: XML_CharacterDataHandler = { userData, text, length in
-    engine(userData).characters(text!, Int(length))
+    engine(userData).builder.characters(text!, Int(length))
 }
 
 private let expatNamespace: XML_StartNamespaceDeclHandler = { userData, prefix, uri in
-    engine(userData).namespaceDeclaration(prefix: prefix, uri: uri)
+    engine(userData).builder.namespaceDeclaration(prefix: prefix, uri: uri)
 }
 
 private let expatXMLDecl: XML_XmlDeclHandler = { userData, _, encoding, _ in
-    engine(userData).xmlDeclaration(encoding: encoding)
+    engine(userData).builder.xmlDeclaration(encoding: encoding)
 }
 
 private let expatDoctype: XML_StartDoctypeDeclHandler = { userData, _, _, _, _ in
-    engine(userData).restricted("a document type declaration")
+    engine(userData).builder.restricted("a document type declaration")
 }
 
 private let expatEntityDecl: XML_EntityDeclHandler = { userData, _, _, _, _, _, _, _, _ in
-    engine(userData).restricted("an entity declaration")
+    engine(userData).builder.restricted("an entity declaration")
 }
 
 private let expatProcessingInstruction: XML_ProcessingInstructionHandler = { userData, _, _ in
-    engine(userData).processingInstructionOrComment("a processing instruction")
+    engine(userData).builder.processingInstructionOrComment("a processing instruction")
 }
 
 private let expatComment: XML_CommentHandler = { userData, _ in
-    engine(userData).processingInstructionOrComment("a comment")
+    engine(userData).builder.processingInstructionOrComment("a comment")
 }
 
 // MARK: - Name cache

@@ -73,6 +73,12 @@ public struct JID: Hashable, Sendable, CustomStringConvertible, LosslessStringCo
     private static let forbiddenInLocalpart: Set<Unicode.Scalar> = ["\"", "&", "'", "/", ":", "<", ">", "@"]
 
     static func normalizeLocalpart(_ part: String) throws(JIDError) -> String {
+        if let ascii = try asciiFastPath(part, .localpart, allowed: { byte in
+            // IdentifierClass ASCII is 0x21...0x7E; §3.3.1 also forbids " & ' / : < > @.
+            byte >= 0x21 && byte <= 0x7E && !JID.forbiddenLocalpartBytes.contains(byte)
+        }) {
+            return ascii
+        }
         let mapped = precomposed(part.lowercased())
         try checkLength(mapped, .localpart)
         for scalar in mapped.unicodeScalars {
@@ -83,6 +89,24 @@ public struct JID: Hashable, Sendable, CustomStringConvertible, LosslessStringCo
     }
 
     static func normalizeDomainpart(_ part: String) throws(JIDError) -> String {
+        if !part.hasPrefix("["), let ascii = try asciiFastPath(part, .domainpart, allowed: { byte in
+            (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x30 && byte <= 0x39)
+                || byte == 0x2D || byte == 0x2E || byte == 0x5F
+        }, trailingDot: true) {
+            // Labels are 1...63 bytes.
+            var length = 0
+            for byte in ascii.utf8 {
+                if byte == 0x2E {
+                    if length == 0 { throw .invalidDomain(ascii) }
+                    length = 0
+                } else {
+                    length += 1
+                    if length > 63 { throw .invalidDomain(ascii) }
+                }
+            }
+            if length == 0 { throw .invalidDomain(ascii) }
+            return ascii
+        }
         var domain = precomposed(part.lowercased())
         // §3.2: a trailing label separator is removed before any other processing.
         if domain.hasSuffix(".") { domain.removeLast() }
@@ -110,6 +134,9 @@ public struct JID: Hashable, Sendable, CustomStringConvertible, LosslessStringCo
     }
 
     static func normalizeResourcepart(_ part: String) throws(JIDError) -> String {
+        if let ascii = try asciiFastPath(part, .resourcepart, allowed: { byte in byte >= 0x20 && byte != 0x7F }, lowercase: false) {
+            return ascii
+        }
         // OpaqueString: non-ASCII spaces map to SPACE, then NFC; controls are disallowed.
         var mapped = ""
         mapped.reserveCapacity(part.utf8.count)
@@ -130,6 +157,36 @@ public struct JID: Hashable, Sendable, CustomStringConvertible, LosslessStringCo
             }
         }
         return mapped
+    }
+
+    private static let forbiddenLocalpartBytes: Set<UInt8> = Set("\"&'/:<>@".utf8)
+
+    /// Most addresses are ASCII: check them byte by byte, lowercasing only when needed, and
+    /// skip the Unicode property lookups of the general path. `nil` means "not all ASCII".
+    private static func asciiFastPath(
+        _ part: String, _ which: JIDError.Part, allowed: (UInt8) -> Bool, lowercase: Bool = true, trailingDot: Bool = false
+    ) throws(JIDError) -> String? {
+        var count = 0
+        var hasUppercase = false
+        for byte in part.utf8 {
+            if byte >= 0x80 { return nil }
+            count += 1
+        }
+        var result = part
+        if trailingDot, result.utf8.last == 0x2E {
+            result.removeLast()
+            count -= 1
+        }
+        if count == 0 { throw .emptyPart(which) }
+        if count > maxPartBytes { throw .tooLong(which, count) }
+        for byte in result.utf8 {
+            guard allowed(byte) else { throw .forbiddenCharacter(which, Unicode.Scalar(byte)) }
+            if byte >= 0x41 && byte <= 0x5A { hasUppercase = true }
+        }
+        if lowercase, hasUppercase {
+            result = String(decoding: result.utf8.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }, as: UTF8.self)
+        }
+        return result
     }
 
     private static func checkLength(_ part: String, _ which: JIDError.Part) throws(JIDError) {
