@@ -18,18 +18,16 @@ public struct JID: Hashable, Sendable, CustomStringConvertible, LosslessStringCo
     /// Parses `string` (§3.1: the resource starts at the first `/`, the localpart ends at the
     /// first `@` before it).
     public init(parsing string: String) throws(JIDError) {
-        var rest = Substring(string)
-        var resource: Substring? = nil
-        if let slash = rest.firstIndex(of: "/") {
-            resource = rest[rest.index(after: slash)...]
-            rest = rest[..<slash]
-        }
-        var local: Substring? = nil
-        if let at = rest.firstIndex(of: "@") {
-            local = rest[..<at]
-            rest = rest[rest.index(after: at)...]
-        }
-        try self.init(localpart: local.map(String.init), domainpart: String(rest), resourcepart: resource.map(String.init))
+        // Split on UTF-8 bytes: '/' and '@' are ASCII, so byte positions are scalar boundaries.
+        let utf8 = string.utf8
+        let slash = utf8.firstIndex(of: UInt8(ascii: "/"))
+        let beforeResource = utf8[..<(slash ?? utf8.endIndex)]
+        let at = beforeResource.firstIndex(of: UInt8(ascii: "@"))
+        let local = at.map { String(Substring(utf8[..<$0])) }
+        let domainStart = at.map { utf8.index(after: $0) } ?? utf8.startIndex
+        let domain = String(Substring(utf8[domainStart..<(slash ?? utf8.endIndex)]))
+        let resource = slash.map { String(Substring(utf8[utf8.index(after: $0)...])) }
+        try self.init(localpart: local, domainpart: domain, resourcepart: resource)
     }
 
     public init?(_ description: String) {
