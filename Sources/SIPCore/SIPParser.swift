@@ -120,6 +120,9 @@ public struct SIPParser: Sendable {
             while index < bytes.count, SIPGrammar.isWhitespace(bytes[index]) { index += 1 }
             // The value runs to the end of the line and over any folded continuation lines.
             var end = Self.lineEnd(bytes, from: index)
+            guard end.contentEnd - startOffset <= limits.maxHeaderBytes else {
+                throw SIPParseError(.messageTooLarge, at: lineOffset, "headers over \(limits.maxHeaderBytes) bytes")
+            }
             var value: String
             if end.next < bytes.count, SIPGrammar.isWhitespace(bytes[end.next]) {
                 var folded: [UInt8] = Array(UnsafeBufferPointer(rebasing: bytes[index..<end.contentEnd]))
@@ -131,6 +134,9 @@ public struct SIPParser: Sendable {
                     if !folded.isEmpty, next < continuation.contentEnd { folded.append(0x20) }
                     folded.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[next..<continuation.contentEnd]))
                     end = continuation
+                    guard end.contentEnd - startOffset <= limits.maxHeaderBytes else {
+                        throw SIPParseError(.messageTooLarge, at: lineOffset, "headers over \(limits.maxHeaderBytes) bytes")
+                    }
                 }
                 Self.trimTrailingWhitespace(&folded)
                 value = String(decoding: folded, as: UTF8.self)

@@ -14,19 +14,24 @@ public struct SIPStreamFramer: Sendable {
     }
 
     public let parser: SIPParser
+    /// Set by the owner after sending a ping. A lone CRLF is then read as the pong at once;
+    /// otherwise the framer waits for a possible second CRLF, since a ping split across reads
+    /// must not be mistaken for two pongs.
+    public var awaitingPong = false
 
     public init(limits: SIPParser.Limits = .default) {
         self.parser = SIPParser(limits: limits)
     }
 
     /// Reads the next frame from `buffer`, consuming its bytes; `nil` when more bytes are needed.
-    public func next(from buffer: inout ByteBuffer) throws(SIPParseError) -> Frame? {
+    public mutating func next(from buffer: inout ByteBuffer) throws(SIPParseError) -> Frame? {
         let outcome: Result<(Frame, Int)?, SIPParseError> = buffer.withUnsafeReadableBytes { raw in
             let bytes = raw.bindMemory(to: UInt8.self)
             return Result { () throws(SIPParseError) in try frame(bytes) }
         }
         guard let (frame, consumed) = try outcome.get() else { return nil }
         buffer.moveReaderIndex(forwardBy: consumed)
+        if frame == .keepAlivePong { awaitingPong = false }
         return frame
     }
 
@@ -37,12 +42,12 @@ public struct SIPStreamFramer: Sendable {
             if bytes.count >= 4, bytes[0] == 0x0D, bytes[1] == 0x0A, bytes[2] == 0x0D, bytes[3] == 0x0A {
                 return (.keepAlivePing, 4)
             }
-            if bytes.count >= 2, bytes[0] == 0x0D, bytes[1] == 0x0A {
-                if bytes.count == 2 || bytes[2] != 0x0D { return (.keepAlivePong, 2) }
-                return nil
-            }
-            if bytes[0] == 0x0A { return (.keepAlivePong, 1) }
-            return nil
+            let pong = bytes.count >= 2 && bytes[0] == 0x0D && bytes[1] == 0x0A
+            if pong, awaitingPong || (bytes.count > 2 && bytes[2] != 0x0D) { return (.keepAlivePong, 2) }
+            // A prefix of CRLFCRLF: wait for the rest. Any other stray line ending is skipped.
+            let prefix: [UInt8] = [0x0D, 0x0A, 0x0D]
+            if bytes.count < 4, bytes.elementsEqual(prefix.prefix(bytes.count)) { return nil }
+            return (.keepAlivePong, bytes[0] == 0x0D && bytes.count > 1 && bytes[1] == 0x0A ? 2 : 1)
         }
         // Find the blank line that ends the headers.
         guard let headerEnd = Self.headerEnd(bytes, limit: parser.limits.maxHeaderBytes) else {

@@ -113,7 +113,10 @@ public struct SIPURI: Hashable, Sendable, CustomStringConvertible, LosslessStrin
 
     /// Parses an absolute URI; `nil` if it does not follow the grammar.
     public static func parse(_ string: String) -> SIPURI? {
-        string.withSIPScanner { scanner in parse(&scanner, stopAt: .empty) }
+        string.withSIPScanner { scanner in
+            guard let uri = parse(&scanner, stopAt: .empty), scanner.isAtEnd else { return nil }
+            return uri
+        }
     }
 
     /// Parses a URI starting at the scanner, ending at the end of input or at one of `stopAt`

@@ -24,7 +24,7 @@ public enum FuzzTargets {
             touchAccessors(message)
         }
         var buffer = ByteBuffer(bytes: data)
-        let framer = SIPStreamFramer(limits: .init(maxHeaderBytes: 4096, maxHeaderCount: 64, maxBodyBytes: 4096))
+        var framer = SIPStreamFramer(limits: .init(maxHeaderBytes: 4096, maxHeaderCount: 64, maxBodyBytes: 4096))
         for _ in 0..<64 {
             guard let frame = try? framer.next(from: &buffer) else { break }
             if case .message(let message) = frame { touchAccessors(message) }
