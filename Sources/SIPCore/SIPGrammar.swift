@@ -184,6 +184,45 @@ struct SIPScanner {
 }
 
 extension String {
+    /// Parses the whole value as one element (surrounding whitespace allowed).
+    func parseSingle<T>(_ element: (inout SIPScanner) -> T?) -> T? {
+        withSIPScanner { scanner in
+            scanner.skipWhitespace()
+            guard let result = element(&scanner) else { return nil }
+            scanner.skipWhitespace()
+            return scanner.isAtEnd ? result : nil
+        }
+    }
+
+    /// Parses the whole value as `element *(COMMA element)` (§7.3.1). With `allowEmpty`, an
+    /// empty value is an empty list (Accept, §20.1).
+    func parseCommaList<T>(allowEmpty: Bool = false, _ element: (inout SIPScanner) -> T?) -> [T]? {
+        withSIPScanner { scanner in
+            var result: [T] = []
+            scanner.skipWhitespace()
+            if allowEmpty, scanner.isAtEnd { return [] }
+            repeat {
+                scanner.skipWhitespace()
+                guard let item = element(&scanner) else { return nil }
+                result.append(item)
+                scanner.skipWhitespace()
+            } while scanner.consume(UInt8(ascii: ","))
+            return scanner.isAtEnd ? result : nil
+        }
+    }
+
+    /// Whether the whole value is a comma list of elements `element` accepts, building nothing.
+    func isCommaList(_ element: (inout SIPScanner) -> Bool) -> Bool {
+        withSIPScanner { scanner in
+            repeat {
+                scanner.skipWhitespace()
+                guard element(&scanner) else { return false }
+                scanner.skipWhitespace()
+            } while scanner.consume(UInt8(ascii: ","))
+            return scanner.isAtEnd
+        }
+    }
+
     /// Runs `body` over this string's contiguous UTF-8 bytes.
     func withSIPScanner<R>(_ body: (inout SIPScanner) -> R) -> R {
         var copy = self

@@ -33,28 +33,12 @@ public struct SIPMediaType: Hashable, Sendable, CustomStringConvertible {
     public static let watcherInfo = SIPMediaType("application", "watcherinfo+xml")
 
     public static func parse(_ value: String) -> SIPMediaType? {
-        value.withSIPScanner { scanner in
-            scanner.skipWhitespace()
-            guard let result = parse(&scanner) else { return nil }
-            scanner.skipWhitespace()
-            return scanner.isAtEnd ? result : nil
-        }
+        value.parseSingle { parse(&$0) }
     }
 
     /// Parses an Accept value: a list of media ranges (`*/*`, `text/*`, ...).
     public static func parseList(_ value: String) -> [SIPMediaType]? {
-        value.withSIPScanner { scanner in
-            var result: [SIPMediaType] = []
-            scanner.skipWhitespace()
-            if scanner.isAtEnd { return [] }
-            repeat {
-                scanner.skipWhitespace()
-                guard let item = parse(&scanner) else { return nil }
-                result.append(item)
-                scanner.skipWhitespace()
-            } while scanner.consume(UInt8(ascii: ","))
-            return scanner.isAtEnd ? result : nil
-        }
+        value.parseCommaList(allowEmpty: true) { parse(&$0) }
     }
 
     static func parse(_ scanner: inout SIPScanner) -> SIPMediaType? {

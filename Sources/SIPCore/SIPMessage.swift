@@ -63,6 +63,19 @@ public enum SIPMessage: Hashable, Sendable {
         case .response(let response): response.serialized()
         }
     }
+
+    /// The message without any header of this name; e.g. to compare two messages regardless
+    /// of the Content-Length that serialization always states.
+    public func removing(_ name: SIPHeaderName) -> SIPMessage {
+        switch self {
+        case .request(var request):
+            request.headers.remove(name)
+            return .request(request)
+        case .response(var response):
+            response.headers.remove(name)
+            return .response(response)
+        }
+    }
 }
 
 /// What requests and responses share: headers, a body and the typed accessors over them.

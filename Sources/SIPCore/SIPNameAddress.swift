@@ -37,26 +37,12 @@ public struct SIPNameAddress: Hashable, Sendable, CustomStringConvertible {
     }
 
     public static func parse(_ value: String) -> SIPNameAddress? {
-        value.withSIPScanner { scanner in
-            scanner.skipWhitespace()
-            guard let result = parse(&scanner) else { return nil }
-            scanner.skipWhitespace()
-            return scanner.isAtEnd ? result : nil
-        }
+        value.parseSingle { parse(&$0) }
     }
 
     /// Parses a comma-separated list (Contact, Route, Record-Route).
     public static func parseList(_ value: String) -> [SIPNameAddress]? {
-        value.withSIPScanner { scanner in
-            var result: [SIPNameAddress] = []
-            repeat {
-                scanner.skipWhitespace()
-                guard let item = parse(&scanner) else { return nil }
-                result.append(item)
-                scanner.skipWhitespace()
-            } while scanner.consume(UInt8(ascii: ","))
-            return scanner.isAtEnd ? result : nil
-        }
+        value.parseCommaList { parse(&$0) }
     }
 
     static func parse(_ scanner: inout SIPScanner) -> SIPNameAddress? {
@@ -65,24 +51,12 @@ public struct SIPNameAddress: Hashable, Sendable, CustomStringConvertible {
 
     /// Whether `value` is one name-addr / addr-spec with parameters, checked without building it.
     static func isValid(_ value: String) -> Bool {
-        value.withSIPScanner { scanner in
-            scanner.skipWhitespace()
-            guard scan(&scanner, build: false) != nil else { return false }
-            scanner.skipWhitespace()
-            return scanner.isAtEnd
-        }
+        value.parseSingle { scan(&$0, build: false) } != nil
     }
 
     /// Whether `value` is a comma-separated list of them (Contact, Route), checked without building.
     static func isValidList(_ value: String) -> Bool {
-        value.withSIPScanner { scanner in
-            repeat {
-                scanner.skipWhitespace()
-                guard scan(&scanner, build: false) != nil else { return false }
-                scanner.skipWhitespace()
-            } while scanner.consume(UInt8(ascii: ","))
-            return scanner.isAtEnd
-        }
+        value.isCommaList { scan(&$0, build: false) != nil }
     }
 
     /// The name-addr grammar. Returns `nil` when the input does not follow it, `.some(nil)` when

@@ -51,28 +51,12 @@ public struct SIPVia: Hashable, Sendable, CustomStringConvertible {
 
     /// Parses every via-parm of a Via header value.
     public static func parseList(_ value: String) -> [SIPVia]? {
-        value.withSIPScanner { scanner in
-            var result: [SIPVia] = []
-            repeat {
-                scanner.skipWhitespace()
-                guard let via = parse(&scanner) else { return nil }
-                result.append(via)
-                scanner.skipWhitespace()
-            } while scanner.consume(UInt8(ascii: ","))
-            return scanner.isAtEnd ? result : nil
-        }
+        value.parseCommaList { parse(&$0) }
     }
 
     /// Whether `value` is a valid Via header value, checked without building it.
     static func isValidList(_ value: String) -> Bool {
-        value.withSIPScanner { scanner in
-            repeat {
-                scanner.skipWhitespace()
-                guard scan(&scanner, build: false) != nil else { return false }
-                scanner.skipWhitespace()
-            } while scanner.consume(UInt8(ascii: ","))
-            return scanner.isAtEnd
-        }
+        value.isCommaList { scan(&$0, build: false) != nil }
     }
 
     public static func parse(_ value: String) -> SIPVia? {

@@ -18,7 +18,7 @@ public enum FuzzTargets {
                 preconditionFailure("a parsed SIP message did not re-parse after serialization")
             }
             precondition(
-                strippingContentLength(again) == strippingContentLength(message),
+                again.removing(.contentLength) == message.removing(.contentLength),
                 "SIP round trip changed the message")
             // Typed accessors on peer data must not trap either.
             touchAccessors(message)
@@ -81,17 +81,6 @@ public enum FuzzTargets {
         }
         _ = try? MSRTCCategories(bytes: bytes)
         _ = try? IsComposingDocument(bytes: bytes)
-    }
-
-    private static func strippingContentLength(_ message: SIPMessage) -> SIPMessage {
-        switch message {
-        case .request(var request):
-            request.headers.remove(.contentLength)
-            return .request(request)
-        case .response(var response):
-            response.headers.remove(.contentLength)
-            return .response(response)
-        }
     }
 
     private static func touchAccessors(_ message: SIPMessage) {
