@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "SIPCore", targets: ["SIPCore"]),
         .library(name: "XMPPCore", targets: ["XMPPCore"]),
         .library(name: "XMLCore", targets: ["XMLCore"]),
+        .library(name: "Interworking", targets: ["Interworking"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
@@ -51,10 +52,16 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // Pure SIP <-> XMPP translation driven by the tables in Mappings/.
+        .target(
+            name: "Interworking",
+            dependencies: ["SIPCore", "XMPPCore", "XMLCore"],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "stox",
             dependencies: [
-                "SIPCore", "XMPPCore",
+                "SIPCore", "XMPPCore", "Interworking",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
@@ -94,6 +101,11 @@ let package = Package(
         .testTarget(
             name: "XMPPCoreTests",
             dependencies: ["XMPPCore", "StoxTesting"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "InterworkingTests",
+            dependencies: ["Interworking", "StoxTesting"],
             swiftSettings: strictSettings
         ),
         .testTarget(

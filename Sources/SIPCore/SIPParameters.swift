@@ -64,6 +64,15 @@ public struct SIPParameters: Hashable, Sendable, Sequence, ExpressibleByDictiona
         items.append(Parameter(name, value))
     }
 
+    /// Parses `token *(SEMI generic-param)`, the shape of Event, Subscription-State and Lync's
+    /// ms-diagnostics (`1003;reason="..."`).
+    public static func parseTokenWithParameters(_ value: String) -> (token: String, parameters: SIPParameters)? {
+        value.parseSingle { scanner in
+            guard let token = scanner.token(), let parameters = scanner.parameters(stopAtComma: false) else { return nil }
+            return (token, parameters)
+        }
+    }
+
     /// `;a=b;c` (with the leading semicolon), or `""`.
     public var serialized: String {
         var output = ""

@@ -62,6 +62,9 @@ public struct XMLSerializer {
         return String(decoding: output, as: UTF8.self)
     }
 
+    /// Prefixes readers expect for well-known attribute namespaces.
+    private static let conventionalPrefixes = ["http://www.w3.org/2001/XMLSchema-instance": "xsi"]
+
     @inline(__always)
     private static func append(_ text: String, to output: inout [UInt8]) {
         var text = text
@@ -101,7 +104,11 @@ public struct XMLSerializer {
                     output.append(UInt8(ascii: ":"))
                 } else {
                     generatedCount += 1
-                    let generatedPrefix = "ns\(generatedCount)"
+                    // The conventional prefix, unless it is already bound to something else here.
+                    let conventional = Self.conventionalPrefixes[attribute.namespace].flatMap { prefix in
+                        inner.prefixes.values.contains(prefix) ? nil : prefix
+                    }
+                    let generatedPrefix = conventional ?? "ns\(generatedCount)"
                     inner.prefixes[attribute.namespace] = generatedPrefix
                     append("xmlns:\(generatedPrefix)='", to: &output)
                     appendEscaped(attribute.namespace, attribute: true, into: &output)

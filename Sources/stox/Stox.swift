@@ -13,9 +13,10 @@ struct Stox: ParsableCommand {
             Business style, several endpoints per user) with XMPP servers over real server-to-server \
             federation, so people on both sides see each other's presence and chat.
 
-            This build carries the protocol codecs; `stox inspect` runs them on a captured message.
+            `stox inspect` runs the protocol codecs on a captured message; `stox translate` shows what \
+            the gateway makes of it; `stox mappings verify` checks edited mapping tables.
             """,
         version: version,
-        subcommands: [Inspect.self]
+        subcommands: [Inspect.self, Mappings.self, Translate.self]
     )
 }
