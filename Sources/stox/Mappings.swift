@@ -26,14 +26,7 @@ struct Mappings: ParsableCommand {
         var verbose = false
 
         func run() throws {
-            let set: MappingSet
-            do {
-                set = try MappingDirectory.load(mappings)
-            } catch {
-                for problem in error.errors { print(problem) }
-                print("the tables in \(mappings) do not load: \(error.errors.count) problem(s)")
-                throw ExitCode(1)
-            }
+            let set = try loadMappings(mappings)
             let directory = goldens ?? (mappings as NSString).appendingPathComponent("golden")
             let cases = try MappingDirectory.goldens(directory)
             guard !cases.isEmpty else {
@@ -86,13 +79,7 @@ struct Translate: ParsableCommand {
     var session = false
 
     func run() throws {
-        let set: MappingSet
-        do {
-            set = try MappingDirectory.load(mappings)
-        } catch {
-            for problem in error.errors { print(problem) }
-            throw ExitCode(1)
-        }
+        let set = try loadMappings(mappings)
         let data = file == "-" ? FileHandle.standardInput.readDataToEndOfFile() : FileManager.default.contents(atPath: file)
         guard let data else { throw ValidationError("cannot read \(file)") }
         let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
@@ -129,5 +116,16 @@ struct Translate: ParsableCommand {
             return "presence xmpp-to-sip"
         }
         return "message xmpp-to-sip"
+    }
+}
+
+/// Loads a mapping directory, or prints every problem (file:line: reason) and exits 1.
+func loadMappings(_ path: String) throws -> MappingSet {
+    do {
+        return try MappingDirectory.load(path)
+    } catch {
+        for problem in error.errors { print(problem) }
+        print("the tables in \(path) do not load: \(error.errors.count) problem(s)")
+        throw ExitCode(1)
     }
 }
