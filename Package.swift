@@ -23,6 +23,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.0"..<"5.0.0"),
     ],
     targets: [
         // expat, the streaming XML tokenizer (libexpat1-dev).
@@ -49,6 +50,8 @@ let package = Package(
             dependencies: [
                 "XMLCore",
                 .product(name: "NIOCore", package: "swift-nio"),
+                // HMAC-SHA256 for dialback keys (XEP-0185), SHA-1 for the component handshake.
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strictSettings
         ),
@@ -81,7 +84,7 @@ let package = Package(
         // The bodies of the libFuzzer targets, shared by the fuzzers and the regression tests.
         .target(
             name: "FuzzTargets",
-            dependencies: ["SIPCore", "XMPPCore", "XMLCore"],
+            dependencies: ["SIPCore", "XMPPCore", "XMLCore", "Interworking"],
             path: "Tests/Fuzz/FuzzTargets",
             swiftSettings: strictSettings
         ),

@@ -22,10 +22,12 @@ for target in "${targets[@]}"; do
   corpus="$work/$target/corpus"
   mkdir -p "$corpus" "Tests/Fuzz/regressions/$target"
   case "$target" in
-    sip)  cp Tests/Golden/sip-wire/*/*.sip "$corpus/" ;;
-    xml)  cp Tests/Golden/xmpp-wire/*.xml "$corpus/" ;;
-    pidf) cp Tests/Golden/bodies/*/*.xml "$corpus/" ;;
+    sip)  seeds=(Tests/Golden/sip-wire/*/*.sip) ;;
+    xml)  seeds=(Tests/Golden/xmpp-wire/*.xml) ;;
+    pidf) seeds=(Tests/Golden/bodies/*/*.xml) ;;
   esac
+  # Seed names carry their folder: fixtures in different folders may share a file name.
+  for seed in "${seeds[@]}"; do cp -f "$seed" "$corpus/$(echo "$seed" | tr / _)"; done
   echo "== fuzz-$target for ${seconds}s"
   if ! "$binary" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
       -artifact_prefix="Tests/Fuzz/regressions/$target/" "$corpus" 2>"$work/$target.log"; then

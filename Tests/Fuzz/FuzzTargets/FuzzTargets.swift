@@ -1,3 +1,5 @@
+import Foundation
+import Interworking
 import NIOCore
 import SIPCore
 import XMLCore
@@ -20,8 +22,9 @@ public enum FuzzTargets {
             precondition(
                 again.removing(.contentLength) == message.removing(.contentLength),
                 "SIP round trip changed the message")
-            // Typed accessors on peer data must not trap either.
+            // Typed accessors and every translation toward XMPP must not trap on peer data either.
             touchAccessors(message)
+            translate(message)
         }
         var buffer = ByteBuffer(bytes: data)
         var framer = SIPStreamFramer(limits: .init(maxHeaderBytes: 4096, maxHeaderCount: 64, maxBodyBytes: 4096))
@@ -56,6 +59,7 @@ public enum FuzzTargets {
                 let reread = try? XMLStreamParser().feed(header + Array(text.utf8))
                 precondition(reread?.last == .element(element), "XML serializer output did not re-parse to the same element")
                 if let stanza = try? XMPPStanza(element: element) {
+                    translate(stanza)
                     let again = try? XMLStreamParser().feed(header + Array(stanza.serialized().utf8))
                     guard case .element(let reparsed)? = again?.last, let restanza = try? XMPPStanza(element: reparsed) else {
                         preconditionFailure("a typed stanza did not survive serialization")
@@ -81,6 +85,47 @@ public enum FuzzTargets {
         }
         _ = try? MSRTCCategories(bytes: bytes)
         _ = try? IsComposingDocument(bytes: bytes)
+    }
+
+    /// The shipped mapping tables, read once from the repository.
+    nonisolated(unsafe) static let mappings: MappingSet? = try? MappingDirectory.load(
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Mappings").path)
+
+    /// Runs every SIP → XMPP translation that could apply to `message`; refusals are fine.
+    private static func translate(_ message: SIPMessage) {
+        guard let mappings else { preconditionFailure("the shipped Mappings/ do not load") }
+        let toXMPP = SIPToXMPP(mappings)
+        switch message {
+        case .request(let request):
+            _ = try? toXMPP.message(request)
+            _ = try? toXMPP.message(request, session: true)
+            _ = try? toXMPP.sessionInvite(request)
+            _ = try? toXMPP.notify(request)
+            _ = try? toXMPP.subscription(request)
+        case .response(let response):
+            _ = toXMPP.error(response)
+            _ = toXMPP.error(response, senderAuthorized: false)
+            _ = toXMPP.subscriptionOutcome(response)
+        }
+    }
+
+    /// Runs every XMPP → SIP translation that could apply to `stanza`; refusals are fine.
+    private static func translate(_ stanza: XMPPStanza) {
+        guard let mappings else { preconditionFailure("the shipped Mappings/ do not load") }
+        let toSIP = XMPPToSIP(mappings)
+        switch stanza {
+        case .message(let message):
+            _ = try? toSIP.message(message)
+            _ = try? toSIP.message(message, session: true)
+            if let error = message.error, let from = message.from { _ = toSIP.response(for: error, failedRecipient: from) }
+        case .presence(let presence):
+            _ = try? toSIP.presence([presence])
+            _ = try? toSIP.presence([presence], format: .msrtc)
+            if presence.type != nil, presence.type != .unavailable { _ = try? toSIP.subscription(presence) }
+        case .iq(let iq):
+            if let error = iq.error, let from = iq.from { _ = toSIP.response(for: error, failedRecipient: from) }
+        }
     }
 
     private static func touchAccessors(_ message: SIPMessage) {

@@ -1,0 +1,273 @@
+import Testing
+import XMLCore
+import XMPPCore
+
+/// XEP-0185 and XEP-0114 vectors (protocols.md §2.3, §2.9).
+struct DialbackKeyTests {
+    @Test("dialback keys match the XEP-0185 test vectors", arguments: [
+        ("s3cr3tf0rd14lb4ck", "montague.example", "capulet.example", "D60000229F", "b4835385f37fe2895af6c196b59097b16862406db80559900d96bf6fa7d23df3"),
+        ("d14lb4ck43v3r", "capulet.example", "montague.example", "417GAF25", "225cc5aa6a071133249d25fef42ae516fc7a86c523aa1c6980a7f73e784c972d"),
+        ("s3cr3tf0rd14lb4ck", "xmpp.example.com", "example.org", "D60000229F", "37c69b1cf07a3f67c04a5ef5902fa5114f2c76fe4a2686482ba5b89323075643"),
+    ])
+    func vectors(_ vector: (String, String, String, String, String)) {
+        #expect(DialbackKey.generate(secret: vector.0, receiving: vector.1, originating: vector.2, streamID: vector.3) == vector.4)
+        #expect(DialbackKey.matches(vector.4.uppercased(), secret: vector.0, receiving: vector.1, originating: vector.2, streamID: vector.3))
+        #expect(!DialbackKey.matches(vector.4, secret: vector.0 + "x", receiving: vector.1, originating: vector.2, streamID: vector.3))
+    }
+
+    @Test("the component handshake is hex SHA-1 of stream id and secret (XEP-0114 §3)")
+    func component() {
+        #expect(ComponentHandshake.digest(streamID: "3BF96D32", secret: "secret") == "b09ea9b3b7f586be8a08d0a3dd7466f110aeb136")
+    }
+
+    @Test("certificate identities follow RFC 6125: exact names, left-most wildcards only, trusted chains")
+    func certificates() {
+        let certificate = PeerCertificate(chainValid: true, dnsNames: ["capulet.lit", "*.montague.lit"], xmppAddresses: ["verona.lit"])
+        #expect(certificate.isValid(for: "Capulet.lit"))
+        #expect(certificate.isValid(for: "chat.montague.lit"))
+        #expect(!certificate.isValid(for: "montague.lit"))
+        #expect(!certificate.isValid(for: "a.chat.montague.lit"))
+        #expect(certificate.isValid(for: "verona.lit"))
+        #expect(!PeerCertificate(chainValid: false, dnsNames: ["capulet.lit"]).isValid(for: "capulet.lit"))
+    }
+}
+
+/// An outbound negotiation (the gateway, sip.example) talking to an inbound one (the peer,
+/// capulet.lit) through real serialization and stream readers; dialback callbacks go to a third
+/// machine, the gateway's own inbound side acting as the authoritative server.
+final class Conversation {
+    var outbound: OutboundNegotiation
+    var inbound: InboundNegotiation
+    var authoritativeSecret: String
+    var clientCertificate: PeerCertificate?
+    var serverCertificate: PeerCertificate?
+    private var toInbound = XMPPStreamReader()
+    private var toOutbound = XMPPStreamReader()
+    private var tlsRequested = (outbound: false, inbound: false)
+    private(set) var outboundResults: [OutboundNegotiation.Action] = []
+    private(set) var inboundResults: [InboundNegotiation.Action] = []
+    private(set) var transcript: [String] = []
+
+    init(outbound: OutboundNegotiation.Configuration, inbound: InboundNegotiation.Configuration, authoritativeSecret: String? = nil) {
+        self.outbound = OutboundNegotiation(outbound)
+        self.inbound = InboundNegotiation(inbound, streamIDs: ["s1", "s2", "s3"])
+        self.authoritativeSecret = authoritativeSecret ?? outbound.dialbackSecret
+    }
+
+    func start() { handleOutbound(outbound.connected()) }
+
+    /// Sends a stanza over the outbound stream, as the link would once established.
+    func sendStanza(_ xml: String) { deliver(Array(xml.utf8), toInbound: true) }
+
+    private func deliver(_ bytes: [UInt8], toInbound: Bool) {
+        var events: [XMPPStreamEvent] = []
+        do {
+            try (toInbound ? self.toInbound : self.toOutbound).feed(bytes, into: &events)
+        } catch {
+            transcript.append("reader error: \(error)")
+            return
+        }
+        for event in events {
+            if toInbound { handleInbound(inbound.received(event)) } else { handleOutbound(outbound.received(event)) }
+        }
+    }
+
+    private func text(_ element: XMLElement) -> [UInt8] {
+        XMLSerializer.bytes(element, in: XMPPStreamHeader.context(XMPPNamespace.server))
+    }
+
+    private func handleOutbound(_ actions: [OutboundNegotiation.Action]) {
+        for action in actions {
+            switch action {
+            case .sendHeader(let header):
+                transcript.append("A: <stream:stream to='\(header.to ?? "")'>")
+                deliver(Array(header.openingTag.utf8), toInbound: true)
+            case .send(let element):
+                transcript.append("A: <\(element.name)/>")
+                deliver(text(element), toInbound: true)
+            case .startTLS:
+                tlsRequested.outbound = true
+                completeTLS()
+            case .resetReader:
+                toOutbound.reset()
+            default:
+                outboundResults.append(action)
+            }
+        }
+    }
+
+    private func handleInbound(_ actions: [InboundNegotiation.Action]) {
+        for action in actions {
+            switch action {
+            case .sendHeader(let header):
+                transcript.append("B: <stream:stream id='\(header.id ?? "")'>")
+                deliver(Array(header.openingTag.utf8), toInbound: false)
+            case .send(let element):
+                transcript.append("B: <\(element.name)/>")
+                deliver(text(element), toInbound: false)
+            case .startTLS:
+                tlsRequested.inbound = true
+                completeTLS()
+            case .resetReader:
+                toInbound.reset()
+            case .verifyDialback(let sender, let target, let key, let streamID):
+                inboundResults.append(action)
+                handleInbound(inbound.dialbackVerified(sender: sender, target: target, outcome: authoritativeAnswer(sender: sender, target: target, key: key, streamID: streamID)))
+            default:
+                inboundResults.append(action)
+            }
+        }
+    }
+
+    /// The receiving side asks the gateway's authoritative side over a fresh stream.
+    private func authoritativeAnswer(sender: String, target: String, key: String, streamID: String) -> DialbackElement.Outcome {
+        var authoritative = InboundNegotiation(
+            .init(servedDomains: [sender], defaultPolicy: PeerPolicy(tls: .optional, requireValidCertificate: false),
+                  tlsAvailable: false, dialbackSecret: authoritativeSecret),
+            streamIDs: ["auth1"])
+        let reader = XMPPStreamReader()
+        var events: [XMPPStreamEvent] = []
+        let header = XMPPStreamHeader(from: target, to: sender, declaresDialback: true).openingTag
+        let verify = DialbackElement(kind: .verify, from: target, to: sender, id: streamID, key: key).element
+        try? reader.feed(Array(header.utf8) + text(verify), into: &events)
+        for event in events {
+            for case .send(let element) in authoritative.received(event) {
+                if let answer = DialbackElement(element: element), answer.kind == .verify, let type = answer.type { return type }
+            }
+        }
+        return .error
+    }
+
+    private func completeTLS() {
+        guard tlsRequested.outbound, tlsRequested.inbound else { return }
+        tlsRequested = (false, false)
+        transcript.append("-- TLS --")
+        handleInbound(inbound.tlsEstablished(peerCertificate: clientCertificate))
+        handleOutbound(outbound.tlsEstablished(peerCertificate: serverCertificate))
+    }
+}
+
+struct NegotiationTests {
+    static let gateway = "sip.example"
+    static let peer = "capulet.lit"
+    static let validServer = PeerCertificate(chainValid: true, dnsNames: ["capulet.lit"])
+    static let validClient = PeerCertificate(chainValid: true, dnsNames: ["sip.example"])
+
+    static func conversation(
+        outboundPolicy: PeerPolicy = .secure, inboundPolicy: PeerPolicy = .secure, hasCertificate: Bool = true,
+        tlsAvailable: Bool = true, authoritativeSecret: String? = nil
+    ) -> Conversation {
+        Conversation(
+            outbound: .init(localDomain: gateway, remoteDomain: peer, policy: outboundPolicy, hasCertificate: hasCertificate, dialbackSecret: "gateway-secret"),
+            inbound: .init(servedDomains: [peer], defaultPolicy: inboundPolicy, tlsAvailable: tlsAvailable, dialbackSecret: "peer-secret"),
+            authoritativeSecret: authoritativeSecret)
+    }
+
+    @Test("STARTTLS then SASL EXTERNAL with valid certificates (XEP-0178)")
+    func saslExternal() {
+        let talk = Self.conversation()
+        talk.clientCertificate = Self.validClient
+        talk.serverCertificate = Self.validServer
+        talk.start()
+        #expect(talk.outboundResults == [.established(.saslExternal)], "\(talk.transcript)")
+        #expect(talk.inboundResults == [.authenticated(domain: Self.gateway, .saslExternal)])
+        #expect(talk.transcript.contains("-- TLS --"))
+        talk.sendStanza("<message from='romeo@sip.example/desk' to='juliet@capulet.lit'><body>hi</body></message>")
+        guard case .deliver(let message)? = talk.inboundResults.last else { Issue.record("not delivered"); return }
+        #expect(message.firstChild("body")?.text == "hi")
+    }
+
+    @Test("STARTTLS then dialback in all three roles when there is no client certificate (XEP-0220)")
+    func dialbackAfterTLS() {
+        let talk = Self.conversation(inboundPolicy: PeerPolicy(tls: .required, requireValidCertificate: false), hasCertificate: false)
+        talk.serverCertificate = Self.validServer
+        talk.start()
+        #expect(talk.outboundResults == [.established(.dialback)], "\(talk.transcript)")
+        #expect(talk.inboundResults.contains(.authenticated(domain: Self.gateway, .dialback)))
+        #expect(talk.inboundResults.contains { if case .verifyDialback(Self.gateway, Self.peer, _, "s2") = $0 { true } else { false } })
+    }
+
+    @Test("a wrong dialback key is refused: the stream closes and queued stanzas bounce with internal-server-error")
+    func wrongKey() {
+        let talk = Self.conversation(inboundPolicy: PeerPolicy(tls: .required, requireValidCertificate: false), hasCertificate: false, authoritativeSecret: "another-secret")
+        talk.serverCertificate = Self.validServer
+        talk.start()
+        guard case .close(_, let failure)? = talk.outboundResults.last else { Issue.record("\(talk.outboundResults)"); return }
+        #expect(failure.bounce == .internalServerError)
+        #expect(talk.inboundResults.contains { if case .close = $0 { true } else { false } })
+    }
+
+    @Test("a certificate that proves the domain answers dialback without the callback (XEP-0344)")
+    func dialbackByCertificate() {
+        let talk = Self.conversation(hasCertificate: false)
+        talk.clientCertificate = Self.validClient
+        talk.serverCertificate = Self.validServer
+        talk.start()
+        #expect(talk.outboundResults == [.established(.dialback)])
+        #expect(talk.inboundResults == [.authenticated(domain: Self.gateway, .dialbackByCertificate)])
+    }
+
+    @Test("secure by default: no dialback callback without a valid certificate")
+    func secureDefaultRefusesPlainDialback() {
+        let talk = Self.conversation(hasCertificate: false)
+        talk.serverCertificate = Self.validServer
+        talk.start()
+        guard case .close(_, let failure)? = talk.outboundResults.last else { Issue.record("\(talk.outboundResults)"); return }
+        #expect(failure.bounce == .remoteServerTimeout)
+        #expect(!talk.inboundResults.contains { if case .verifyDialback = $0 { true } else { false } })
+    }
+
+    @Test("TLS required but not offered closes with policy-violation")
+    func tlsRequired() {
+        let talk = Self.conversation(tlsAvailable: false)
+        talk.start()
+        guard case .close(let error, _)? = talk.outboundResults.last else { Issue.record("\(talk.outboundResults)"); return }
+        #expect(error?.condition == .policyViolation)
+    }
+
+    @Test("a server certificate not valid for the peer's domain is refused")
+    func badServerCertificate() {
+        let talk = Self.conversation()
+        talk.serverCertificate = PeerCertificate(chainValid: true, dnsNames: ["montague.lit"])
+        talk.start()
+        guard case .close(_, let failure)? = talk.outboundResults.last else { Issue.record("\(talk.outboundResults)"); return }
+        #expect(failure.reason.contains("not valid"))
+    }
+
+    @Test("legacy plaintext dialback where both policies allow it")
+    func legacyDialback() {
+        let legacy = PeerPolicy(tls: .optional, allowDialback: true, requireValidCertificate: false)
+        let talk = Self.conversation(outboundPolicy: legacy, inboundPolicy: legacy, hasCertificate: false, tlsAvailable: false)
+        talk.start()
+        #expect(talk.outboundResults == [.established(.dialback)], "\(talk.transcript)")
+        #expect(!talk.transcript.contains("-- TLS --"))
+    }
+
+    @Test("a stanza from a domain not authenticated on the stream closes it with invalid-from")
+    func invalidFrom() {
+        let talk = Self.conversation()
+        talk.clientCertificate = Self.validClient
+        talk.serverCertificate = Self.validServer
+        talk.start()
+        talk.sendStanza("<message from='mallory@evil.example' to='juliet@capulet.lit'><body>hi</body></message>")
+        guard case .close(let error, _)? = talk.inboundResults.last else { Issue.record("\(talk.inboundResults)"); return }
+        #expect(error?.condition == .invalidFrom)
+    }
+
+    @Test("a stream to a domain not served closes with host-unknown")
+    func hostUnknown() {
+        var inbound = InboundNegotiation(.init(servedDomains: ["capulet.lit"], tlsAvailable: true, dialbackSecret: "x"), streamIDs: ["s1"])
+        let actions = inbound.received(.opened(XMPPStreamHeader(from: "sip.example", to: "verona.lit", declaresDialback: true)))
+        guard case .close(let error, _)? = actions.last else { Issue.record("\(actions)"); return }
+        #expect(error?.condition == .hostUnknown)
+    }
+
+    @Test("a stanza before authentication closes with not-authorized")
+    func beforeAuthentication() {
+        var inbound = InboundNegotiation(.init(servedDomains: ["capulet.lit"], tlsAvailable: true, dialbackSecret: "x"), streamIDs: ["s1"])
+        _ = inbound.received(.opened(XMPPStreamHeader(from: "sip.example", to: "capulet.lit", declaresDialback: true)))
+        let message = XMLElement("message", namespace: XMPPNamespace.server, attributes: ["from": "a@sip.example", "to": "b@capulet.lit"])
+        guard case .close(let error, _)? = inbound.received(.element(message)).last else { Issue.record("not closed"); return }
+        #expect(error?.condition == .notAuthorized)
+    }
+}
