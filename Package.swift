@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.0"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.0"),
     ],
     targets: [
         // expat, the streaming XML tokenizer (libexpat1-dev).
@@ -52,6 +53,18 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 // HMAC-SHA256 for dialback keys (XEP-0185), SHA-1 for the component handshake.
                 .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // XMPP server-to-server links on SwiftNIO: STARTTLS, SASL EXTERNAL, dialback.
+        .target(
+            name: "XMPPFederation",
+            dependencies: [
+                "XMPPCore", "XMLCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: strictSettings
         ),
@@ -104,6 +117,11 @@ let package = Package(
         .testTarget(
             name: "XMPPCoreTests",
             dependencies: ["XMPPCore", "StoxTesting"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "XMPPFederationTests",
+            dependencies: ["XMPPFederation", "StoxTesting", .product(name: "NIOPosix", package: "swift-nio")],
             swiftSettings: strictSettings
         ),
         .testTarget(

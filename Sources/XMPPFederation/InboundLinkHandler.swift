@@ -1,0 +1,94 @@
+import NIOCore
+import NIOSSL
+import NIOTLS
+import XMLCore
+import XMPPCore
+
+/// Drives an `InboundNegotiation` on an accepted connection and hands authenticated stanzas to
+/// the service.
+final class InboundLinkHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+
+    private var negotiation: InboundNegotiation
+    private let reader: XMPPStreamReader
+    private var events: [XMPPStreamEvent] = []
+    private let service: S2SService
+    private let configuration: S2SConfiguration
+
+    init(service: S2SService, configuration: S2SConfiguration) {
+        self.service = service
+        self.configuration = configuration
+        self.reader = XMPPStreamReader()
+        self.negotiation = InboundNegotiation(configuration.inboundConfiguration, streamIDs: (0..<4).map { _ in Self.streamID() })
+    }
+
+    /// Unpredictable stream ids: the dialback key depends on them (XEP-0185 §3).
+    static func streamID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<4).map { _ in String(generator.next() as UInt32, radix: 36) }.joined()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        events.removeAll(keepingCapacity: true)
+        do {
+            try reader.feed(buffer, into: &events)
+        } catch {
+            // The peer's XML is refused with the matching stream error (RFC 6120 §4.9.3).
+            if negotiation.streamID == nil { StreamWrite.header(XMPPStreamHeader(id: Self.streamID()), context) }
+            StreamWrite.close(error, context)
+            return
+        }
+        for event in events { perform(negotiation.received(event), context) }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case TLSUserEvent.handshakeCompleted = event {
+            let certificate = try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self).peerCertificate
+            let verifying = configuration.policy(for: negotiation.peerDomain ?? "").requireValidCertificate
+            // With verification on, a presented certificate reached here only if its chain validated.
+            perform(negotiation.tlsEstablished(peerCertificate: certificate?.peerCertificate(chainValid: verifying)), context)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
+    private func perform(_ actions: [InboundNegotiation.Action], _ context: ChannelHandlerContext) {
+        for action in actions {
+            switch action {
+            case .sendHeader(let header): StreamWrite.header(header, context)
+            case .send(let element): StreamWrite.element(element, context)
+            case .resetReader: reader.reset()
+            case .startTLS:
+                do {
+                    guard let tls = try configuration.serverContext(for: negotiation.peerDomain) else { throw S2SError.noCertificate }
+                    try context.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls), position: .first)
+                } catch {
+                    context.close(promise: nil)
+                }
+            case .authenticated:
+                break
+            case .verifyDialback(let sender, let target, let key, let streamID):
+                let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                service.verify(sender: sender, target: target, key: key, streamID: streamID).whenComplete { result in
+                    let (handler, context) = loopBound.value
+                    let outcome = (try? result.get()) ?? .error
+                    handler.perform(handler.negotiation.dialbackVerified(sender: sender, target: target, outcome: outcome), context)
+                }
+            case .deliver(let element):
+                service.deliver(element)
+            case .close(let error, _):
+                StreamWrite.close(error, context)
+            }
+        }
+    }
+}
+
+enum S2SError: Error {
+    case noCertificate
+    case noRoute(String)
+    case timeout
+}

@@ -1,0 +1,86 @@
+import NIOCore
+import NIOSSL
+import NIOTLS
+import XMLCore
+import XMPPCore
+
+/// Drives an `OutboundNegotiation` on a channel, then carries the link's stanzas.
+final class OutboundLinkHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+
+    private var negotiation: OutboundNegotiation
+    private let reader = XMPPStreamReader()
+    private var events: [XMPPStreamEvent] = []
+    private let link: OutboundLink
+    private let configuration: S2SConfiguration
+
+    init(link: OutboundLink, configuration: S2SConfiguration) {
+        self.link = link
+        self.configuration = configuration
+        self.negotiation = OutboundNegotiation(.init(
+            localDomain: link.localDomain, remoteDomain: link.remoteDomain, policy: configuration.policy(for: link.remoteDomain),
+            hasCertificate: configuration.tls != nil, dialbackSecret: configuration.dialbackSecret))
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        perform(negotiation.connected(), context)
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        events.removeAll(keepingCapacity: true)
+        do {
+            try reader.feed(buffer, into: &events)
+        } catch {
+            link.failed(NegotiationFailure(.remoteServerNotFound, "bad XML from \(link.remoteDomain): \(error)"))
+            StreamWrite.close(error, context)
+            return
+        }
+        for event in events { perform(negotiation.received(event), context) }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case TLSUserEvent.handshakeCompleted = event {
+            let certificate = try? context.pipeline.syncOperations.handler(type: NIOSSLClientHandler.self).peerCertificate
+            let valid = configuration.policy(for: link.remoteDomain).requireValidCertificate
+            perform(negotiation.tlsEstablished(peerCertificate: certificate?.peerCertificate(chainValid: valid)), context)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        link.failed(NegotiationFailure(.remoteServerNotFound, "\(link.remoteDomain): \(error)"))
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        link.closed()
+        context.fireChannelInactive()
+    }
+
+    private func perform(_ actions: [OutboundNegotiation.Action], _ context: ChannelHandlerContext) {
+        for action in actions {
+            switch action {
+            case .sendHeader(let header): StreamWrite.header(header, context)
+            case .send(let element): StreamWrite.element(element, context)
+            case .resetReader: reader.reset()
+            case .startTLS:
+                do {
+                    let tls = try NIOSSLClientHandler(context: configuration.clientContext(for: link.remoteDomain), serverHostname: link.remoteDomain)
+                    try context.pipeline.syncOperations.addHandler(tls, position: .first)
+                } catch {
+                    perform(negotiation.tlsFailed("\(error)"), context)
+                }
+            case .established:
+                link.established(context.channel)
+            case .close(let error, let failure):
+                link.failed(failure)
+                StreamWrite.close(error, context)
+            case .verifyAnswer:
+                // Verification is asked over dedicated connections (DialbackVerifier).
+                break
+            }
+        }
+    }
+}

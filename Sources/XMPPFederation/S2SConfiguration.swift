@@ -1,0 +1,102 @@
+import NIOSSL
+import XMPPCore
+
+/// How the gateway federates over server-to-server streams.
+public struct S2SConfiguration: Sendable {
+    /// A certificate chain and key in PEM files. One certificate should name every served domain
+    /// (subjectAltName dNSName), since peers check it against the domain they asked for.
+    public struct TLSMaterial: Sendable {
+        public var certificateChainPath: String
+        public var privateKeyPath: String
+        public init(certificateChainPath: String, privateKeyPath: String) {
+            self.certificateChainPath = certificateChainPath
+            self.privateKeyPath = privateKeyPath
+        }
+    }
+
+    public var servedDomains: Set<String>
+    public var tls: TLSMaterial?
+    /// A CA file to trust instead of the system store (private federations, tests).
+    public var trustedCAPath: String?
+    public var dialbackSecret: String
+    public var policies: [String: PeerPolicy]
+    public var defaultPolicy: PeerPolicy
+    /// Static routes: peer domain → host and port. Domains without one are not reachable yet.
+    public var routes: [String: (host: String, port: Int)]
+    public var listenHost: String
+    public var listenPort: Int
+    /// Seconds to wait for a link to authenticate before bouncing its queue.
+    public var establishTimeout: Int64
+
+    public init(
+        servedDomains: Set<String>, tls: TLSMaterial? = nil, trustedCAPath: String? = nil, dialbackSecret: String,
+        policies: [String: PeerPolicy] = [:], defaultPolicy: PeerPolicy = .secure, routes: [String: (host: String, port: Int)] = [:],
+        listenHost: String = "127.0.0.1", listenPort: Int = 5269, establishTimeout: Int64 = 30
+    ) {
+        self.servedDomains = servedDomains
+        self.tls = tls
+        self.trustedCAPath = trustedCAPath
+        self.dialbackSecret = dialbackSecret
+        self.policies = policies
+        self.defaultPolicy = defaultPolicy
+        self.routes = routes
+        self.listenHost = listenHost
+        self.listenPort = listenPort
+        self.establishTimeout = establishTimeout
+    }
+
+    public func policy(for domain: String) -> PeerPolicy { policies[domain] ?? defaultPolicy }
+
+    var inboundConfiguration: InboundNegotiation.Configuration {
+        .init(servedDomains: servedDomains, policies: policies, defaultPolicy: defaultPolicy, tlsAvailable: tls != nil, dialbackSecret: dialbackSecret)
+    }
+
+    // MARK: TLS contexts
+
+    private func trustRoots() -> NIOSSLTrustRoots {
+        trustedCAPath.map { .file($0) } ?? .default
+    }
+
+    private func identity() throws -> ([NIOSSLCertificateSource], NIOSSLPrivateKeySource)? {
+        guard let tls else { return nil }
+        let chain = try NIOSSLCertificate.fromPEMFile(tls.certificateChainPath).map(NIOSSLCertificateSource.certificate)
+        let key = try NIOSSLPrivateKey(file: tls.privateKeyPath, format: .pem)
+        return (chain, .privateKey(key))
+    }
+
+    /// The client side toward `domain`: full verification when the policy wants a valid
+    /// certificate (a failure ends the handshake), none otherwise; our certificate goes along
+    /// as the client certificate for SASL EXTERNAL.
+    func clientContext(for domain: String) throws -> NIOSSLContext {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.trustRoots = trustRoots()
+        configuration.certificateVerification = policy(for: domain).requireValidCertificate ? .fullVerification : .none
+        if let (chain, key) = try identity() {
+            configuration.certificateChain = chain
+            configuration.privateKey = key
+        }
+        return try NIOSSLContext(configuration: configuration)
+    }
+
+    /// The server side for a peer: a presented client certificate must validate (it decides
+    /// SASL EXTERNAL) unless the peer's policy does not ask for valid certificates.
+    func serverContext(for peerDomain: String?) throws -> NIOSSLContext? {
+        guard let (chain, key) = try identity() else { return nil }
+        var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: key)
+        configuration.trustRoots = trustRoots()
+        let policy = peerDomain.map(self.policy(for:)) ?? defaultPolicy
+        configuration.certificateVerification = policy.requireValidCertificate ? .optionalVerification : .none
+        return try NIOSSLContext(configuration: configuration)
+    }
+}
+
+extension NIOSSLCertificate {
+    /// What `PeerCertificate` needs: the subjectAltName dNSNames.
+    func peerCertificate(chainValid: Bool) -> PeerCertificate {
+        var names: [String] = []
+        for name in _subjectAlternativeNames() where name.nameType == .dnsName {
+            names.append(name.contents.withUnsafeBufferPointer { String(decoding: $0, as: UTF8.self) })
+        }
+        return PeerCertificate(chainValid: chainValid, dnsNames: names)
+    }
+}

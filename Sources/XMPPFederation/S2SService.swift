@@ -1,0 +1,201 @@
+import NIOCore
+import NIOPosix
+import XMLCore
+import XMPPCore
+
+/// One outbound stream for a domain pair, with the stanzas waiting for it (XEP-0220 §2.1.1:
+/// queue until the pair is verified).
+final class OutboundLink {
+    enum State { case connecting, established(any Channel), closed }
+
+    let localDomain: String
+    let remoteDomain: String
+    private(set) var state = State.connecting
+    private var pending: [XMLElement] = []
+    private weak var service: S2SService?
+
+    init(localDomain: String, remoteDomain: String, service: S2SService) {
+        self.localDomain = localDomain
+        self.remoteDomain = remoteDomain
+        self.service = service
+    }
+
+    func send(_ element: XMLElement) {
+        switch state {
+        case .connecting: pending.append(element)
+        case .established(let channel): Self.write(element, on: channel)
+        case .closed: service?.bounce(element, .remoteServerNotFound)
+        }
+    }
+
+    func established(_ channel: any Channel) {
+        state = .established(channel)
+        let queued = pending
+        pending = []
+        for element in queued { Self.write(element, on: channel) }
+    }
+
+    /// The link could not be set up or broke: queued stanzas go back to their senders.
+    func failed(_ failure: NegotiationFailure) {
+        let queued = pending
+        pending = []
+        state = .closed
+        for element in queued { service?.bounce(element, failure.bounce, text: failure.reason) }
+        service?.linkClosed(self)
+    }
+
+    func closed() {
+        if case .closed = state { return }
+        failed(NegotiationFailure(.remoteServerTimeout, "the stream to \(remoteDomain) closed"))
+    }
+
+    private static func write(_ element: XMLElement, on channel: any Channel) {
+        let bytes = XMLSerializer.bytes(element, in: XMPPStreamHeader.context(XMPPNamespace.server))
+        var buffer = channel.allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        channel.writeAndFlush(buffer, promise: nil)
+    }
+}
+
+/// Server-to-server federation: a listener for inbound streams, a pool of outbound links per
+/// domain pair, and the dialback callbacks. Every piece of state lives on `eventLoop`; the
+/// public methods may be called from anywhere.
+public final class S2SService: @unchecked Sendable {
+    public let eventLoop: any EventLoop
+    public let configuration: S2SConfiguration
+    private var links: [String: OutboundLink] = [:]
+    private var listener: (any Channel)?
+    /// Routes known at runtime, over the configured ones.
+    private var routes: [String: (host: String, port: Int)]
+    private let onStanza: @Sendable (XMLElement) -> Void
+
+    /// `onStanza` receives every authenticated inbound stanza and every bounce generated here.
+    public init(configuration: S2SConfiguration, eventLoop: any EventLoop, onStanza: @escaping @Sendable (XMLElement) -> Void) {
+        self.configuration = configuration
+        self.eventLoop = eventLoop
+        self.onStanza = onStanza
+        self.routes = configuration.routes
+    }
+
+    /// Adds or replaces a static route (private federation, tests).
+    public func addRoute(_ domain: String, host: String, port: Int) -> EventLoopFuture<Void> {
+        eventLoop.submit { self.routes[domain] = (host: host, port: port) }
+    }
+
+    /// Binds the listener; the future gives the port (useful with port 0 in tests).
+    public func start() -> EventLoopFuture<Int> {
+        ServerBootstrap(group: eventLoop)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(InboundLinkHandler(service: self, configuration: self.configuration))
+                }
+            }
+            .bind(host: configuration.listenHost, port: configuration.listenPort)
+            .map { channel in
+                self.listener = channel
+                return channel.localAddress?.port ?? self.configuration.listenPort
+            }
+    }
+
+    public func shutdown() -> EventLoopFuture<Void> {
+        eventLoop.flatSubmit {
+            for link in self.links.values {
+                if case .established(let channel) = link.state { channel.close(promise: nil) }
+            }
+            self.links = [:]
+            return self.listener?.close() ?? self.eventLoop.makeSucceededVoidFuture()
+        }
+    }
+
+    /// Sends a stanza toward its `to` domain over an authenticated outbound link, opening one if
+    /// needed; a stanza that cannot be delivered comes back as an error (`onStanza`).
+    public func send(_ element: XMLElement) {
+        eventLoop.execute { self.sendOnLoop(element) }
+    }
+
+    private func sendOnLoop(_ element: XMLElement) {
+        guard let from = element.attribute("from").flatMap({ try? JID(parsing: $0) }),
+            let to = element.attribute("to").flatMap({ try? JID(parsing: $0) })
+        else { return }
+        guard configuration.servedDomains.contains(from.domainpart) else {
+            bounce(element, .forbidden, text: "\(from.domainpart) is not served here")
+            return
+        }
+        let key = from.domainpart + " " + to.domainpart
+        if let link = links[key] {
+            link.send(element)
+            return
+        }
+        guard let route = routes[to.domainpart] else {
+            bounce(element, .remoteServerNotFound, text: "no route to \(to.domainpart)")
+            return
+        }
+        let link = OutboundLink(localDomain: from.domainpart, remoteDomain: to.domainpart, service: self)
+        links[key] = link
+        link.send(element)
+        let configuration = self.configuration
+        // The link lives on this loop; the closures below run on it too.
+        let bound = NIOLoopBound(link, eventLoop: eventLoop)
+        let timeout = eventLoop.scheduleTask(in: .seconds(configuration.establishTimeout)) {
+            let link = bound.value
+            if case .connecting = link.state { link.failed(NegotiationFailure(.remoteServerTimeout, "\(to.domainpart) did not authenticate in time")) }
+        }
+        ClientBootstrap(group: eventLoop)
+            .connectTimeout(.seconds(10))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(OutboundLinkHandler(link: bound.value, configuration: configuration))
+                }
+            }
+            .connect(host: route.host, port: route.port)
+            .whenComplete { result in
+                if case .failure(let error) = result {
+                    timeout.cancel()
+                    bound.value.failed(NegotiationFailure(.remoteServerNotFound, "cannot connect to \(to.domainpart): \(error)"))
+                }
+            }
+    }
+
+    func linkClosed(_ link: OutboundLink) {
+        let key = link.localDomain + " " + link.remoteDomain
+        if links[key] === link { links[key] = nil }
+    }
+
+    /// An authenticated inbound stanza.
+    func deliver(_ element: XMLElement) {
+        onStanza(element)
+    }
+
+    /// Returns an undeliverable stanza to its sender as an error (RFC 6120 §8.3.1); errors are
+    /// never answered with errors.
+    func bounce(_ element: XMLElement, _ condition: StanzaError.Condition, text: String? = nil) {
+        guard element.attribute("type") != "error", let from = element.attribute("from"), let to = element.attribute("to") else { return }
+        var error = element
+        error.setAttribute("from", to: to)
+        error.setAttribute("to", to: from)
+        error.setAttribute("type", to: "error")
+        error.append(StanzaError(condition, text: text).element(namespace: element.namespace))
+        onStanza(error)
+    }
+
+    /// Asks `sender`'s authoritative server whether `key` is right (XEP-0220 §2.1.2).
+    func verify(sender: String, target: String, key: String, streamID: String) -> EventLoopFuture<DialbackElement.Outcome> {
+        guard let route = routes[sender] else {
+            return eventLoop.makeSucceededFuture(.error)
+        }
+        let promise = eventLoop.makePromise(of: DialbackElement.Outcome.self)
+        ClientBootstrap(group: eventLoop)
+            .connectTimeout(.seconds(10))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        DialbackVerifierHandler(sender: sender, target: target, key: key, streamID: streamID, promise: promise))
+                }
+            }
+            .connect(host: route.host, port: route.port)
+            .whenFailure { _ in promise.succeed(.error) }
+        eventLoop.scheduleTask(in: .seconds(configuration.establishTimeout)) { promise.succeed(.error) }
+        return promise.futureResult
+    }
+}

@@ -1,0 +1,39 @@
+import NIOCore
+import XMLCore
+import XMPPCore
+
+/// Writing XMPP stream text on a channel.
+enum StreamWrite {
+    static func header(_ header: XMPPStreamHeader, _ context: ChannelHandlerContext) {
+        var buffer = context.channel.allocator.buffer(capacity: 256)
+        buffer.writeString(header.openingTag)
+        context.writeAndFlush(NIOAny(buffer), promise: nil)
+    }
+
+    static func element(_ element: XMLElement, _ context: ChannelHandlerContext) {
+        let bytes = XMLSerializer.bytes(element, in: XMPPStreamHeader.context(XMPPNamespace.server))
+        var buffer = context.channel.allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        context.writeAndFlush(NIOAny(buffer), promise: nil)
+    }
+
+    /// Sends the stream error, if any, and the closing tag, then closes (RFC 6120 §4.4, §4.9.1).
+    static func close(_ error: StreamError?, _ context: ChannelHandlerContext) {
+        var buffer = context.channel.allocator.buffer(capacity: 256)
+        if let error {
+            buffer.writeBytes(XMLSerializer.bytes(error.element, in: XMPPStreamHeader.context(XMPPNamespace.server)))
+        }
+        buffer.writeString(XMPPStreamHeader.closingTag)
+        context.writeAndFlush(NIOAny(buffer)).whenComplete { _ in context.close(promise: nil) }
+    }
+}
+
+extension XMPPStreamReader {
+    /// Feeds a NIO buffer.
+    func feed(_ buffer: ByteBuffer, into events: inout [XMPPStreamEvent]) throws(StreamError) {
+        let result: Result<Void, StreamError> = buffer.withUnsafeReadableBytes { raw in
+            Result { () throws(StreamError) in try self.feed(raw, into: &events) }
+        }
+        try result.get()
+    }
+}

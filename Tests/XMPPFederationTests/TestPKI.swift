@@ -1,0 +1,48 @@
+import Foundation
+
+/// A throwaway certificate authority and leaf certificates made with the openssl command, in a
+/// fresh temporary directory per test run.
+final class TestPKI {
+    let directory: URL
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("stox-pki-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try openssl(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=Stox Test CA",
+                     "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+                     "-keyout", path("ca.key"), "-out", path("ca.crt")])
+    }
+
+    deinit {
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
+
+    /// A certificate for `names` signed by the test CA (or self-signed), returning (cert, key).
+    func leaf(_ name: String, dnsNames: [String], selfSigned: Bool = false) throws -> (String, String) {
+        let key = path("\(name).key"), csr = path("\(name).csr"), cert = path("\(name).crt"), ext = path("\(name).ext")
+        let san = dnsNames.map { "DNS:\($0)" }.joined(separator: ",")
+        try "subjectAltName=\(san)\nextendedKeyUsage=serverAuth,clientAuth\n".write(toFile: ext, atomically: true, encoding: .utf8)
+        if selfSigned {
+            try openssl(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=\(dnsNames[0])",
+                         "-addext", "subjectAltName=\(san)", "-keyout", key, "-out", cert])
+        } else {
+            try openssl(["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=\(dnsNames[0])", "-keyout", key, "-out", csr])
+            try openssl(["x509", "-req", "-in", csr, "-CA", path("ca.crt"), "-CAkey", path("ca.key"), "-CAcreateserial",
+                         "-days", "2", "-extfile", ext, "-out", cert])
+        }
+        return (cert, key)
+    }
+
+    private func openssl(_ arguments: [String]) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        process.arguments = arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw CocoaError(.fileWriteUnknown) }
+    }
+}
