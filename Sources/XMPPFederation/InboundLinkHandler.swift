@@ -69,8 +69,8 @@ final class InboundLinkHandler: ChannelInboundHandler, RemovableChannelHandler {
                 } catch {
                     context.close(promise: nil)
                 }
-            case .authenticated:
-                break
+            case .authenticated(let domain, let method):
+                service.event(.inboundAuthenticated(remote: domain, method))
             case .verifyDialback(let sender, let target, let key, let streamID):
                 let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
                 service.verify(sender: sender, target: target, key: key, streamID: streamID).whenComplete { result in

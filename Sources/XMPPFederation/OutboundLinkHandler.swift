@@ -72,8 +72,8 @@ final class OutboundLinkHandler: ChannelInboundHandler, RemovableChannelHandler 
                 } catch {
                     perform(negotiation.tlsFailed("\(error)"), context)
                 }
-            case .established:
-                link.established(context.channel)
+            case .established(let method):
+                link.established(context.channel, method: method)
             case .close(let error, let failure):
                 link.failed(failure)
                 StreamWrite.close(error, context)

@@ -28,8 +28,9 @@ final class OutboundLink {
         }
     }
 
-    func established(_ channel: any Channel) {
+    func established(_ channel: any Channel, method: AuthenticationMethod) {
         state = .established(channel)
+        service?.event(.outboundUp(local: localDomain, remote: remoteDomain, method))
         let queued = pending
         pending = []
         for element in queued { Self.write(element, on: channel) }
@@ -41,6 +42,7 @@ final class OutboundLink {
         pending = []
         state = .closed
         for element in queued { service?.bounce(element, failure.bounce, text: failure.reason) }
+        service?.event(.outboundDown(local: localDomain, remote: remoteDomain, failure))
         service?.linkClosed(self)
     }
 
@@ -57,6 +59,16 @@ final class OutboundLink {
     }
 }
 
+/// What happens to links, for logs, metrics and tests.
+public enum S2SEvent: Hashable, Sendable {
+    /// Our stream to `remote` is authenticated.
+    case outboundUp(local: String, remote: String, AuthenticationMethod)
+    /// `remote` authenticated on a stream it opened to us.
+    case inboundAuthenticated(remote: String, AuthenticationMethod)
+    /// Our stream to `remote` failed or closed; queued stanzas were bounced with `failure.bounce`.
+    case outboundDown(local: String, remote: String, NegotiationFailure)
+}
+
 /// Server-to-server federation: a listener for inbound streams, a pool of outbound links per
 /// domain pair, and the dialback callbacks. Every piece of state lives on `eventLoop`; the
 /// public methods may be called from anywhere.
@@ -68,12 +80,18 @@ public final class S2SService: @unchecked Sendable {
     /// Routes known at runtime, over the configured ones.
     private var routes: [String: (host: String, port: Int)]
     private let onStanza: @Sendable (XMLElement) -> Void
+    private let onEvent: @Sendable (S2SEvent) -> Void
 
-    /// `onStanza` receives every authenticated inbound stanza and every bounce generated here.
-    public init(configuration: S2SConfiguration, eventLoop: any EventLoop, onStanza: @escaping @Sendable (XMLElement) -> Void) {
+    /// `onStanza` receives every authenticated inbound stanza and every bounce generated here;
+    /// `onEvent` hears about links going up and down.
+    public init(
+        configuration: S2SConfiguration, eventLoop: any EventLoop, onStanza: @escaping @Sendable (XMLElement) -> Void,
+        onEvent: @escaping @Sendable (S2SEvent) -> Void = { _ in }
+    ) {
         self.configuration = configuration
         self.eventLoop = eventLoop
         self.onStanza = onStanza
+        self.onEvent = onEvent
         self.routes = configuration.routes
     }
 
@@ -156,6 +174,8 @@ public final class S2SService: @unchecked Sendable {
                 }
             }
     }
+
+    func event(_ event: S2SEvent) { onEvent(event) }
 
     func linkClosed(_ link: OutboundLink) {
         let key = link.localDomain + " " + link.remoteDomain

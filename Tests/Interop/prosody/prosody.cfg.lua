@@ -1,0 +1,56 @@
+-- Prosody for Stox's interop tests: one loopback-only instance serving a.test, started by the
+-- Swift tests (Tests/XMPPFederationTests/ProsodyInteropTests.swift), which set:
+--   STOX_PROSODY_RUN   run directory (pid, data, log)
+--   STOX_PROSODY_MODE  dialback: TLS required, self-signed certificates, dialback authenticates
+--                      secure:   TLS required, certificates from the test CA, s2s_secure_auth
+--   STOX_PROSODY_CERT, STOX_PROSODY_KEY  a.test's certificate and key (PEM)
+--   STOX_CA            the test CA (secure mode)
+--   STOX_GATEWAY_PORT  where the gateway under test listens for s2s (sip.test)
+--   STOX_C2S_PORT, STOX_S2S_PORT  Prosody's own ports
+-- Prosody 0.12 exposes each environment variable X to this file as ENV_X.
+local RUN = ENV_STOX_PROSODY_RUN or error("STOX_PROSODY_RUN is not set")
+local MODE = ENV_STOX_PROSODY_MODE or "dialback"
+
+run_as_root = true
+pidfile = RUN .. "/prosody.pid"
+data_path = RUN .. "/data"
+log = { { levels = { min = "debug" }, to = "file", filename = RUN .. "/prosody.log" } }
+
+interfaces = { "127.0.0.1" }
+local_interfaces = { "127.0.0.1" }
+c2s_ports = { tonumber(ENV_STOX_C2S_PORT or "15222") }
+s2s_ports = { tonumber(ENV_STOX_S2S_PORT or "15269") }
+c2s_direct_tls_ports = { }
+s2s_direct_tls_ports = { }
+component_ports = { }
+http_ports = { }
+https_ports = { }
+use_ipv6 = false
+
+plugin_paths = { ENV_STOX_PLUGINS or error("STOX_PLUGINS is not set") }
+modules_enabled = { "roster"; "saslauth"; "tls"; "dialback"; "disco"; "ping"; "stox_routes" }
+modules_disabled = { "offline" }
+authentication = "internal_plain"
+storage = "internal"
+
+-- The scripted client logs in without TLS; s2s is what is under test.
+c2s_require_encryption = false
+allow_unencrypted_plain_auth = true
+
+s2s_require_encryption = true
+if MODE == "secure" then
+	s2s_secure_auth = true
+else
+	s2s_secure_auth = false
+	s2s_insecure_domains = { "sip.test" }
+end
+
+stox_routes = { ["sip.test"] = "127.0.0.1:" .. (ENV_STOX_GATEWAY_PORT or error("STOX_GATEWAY_PORT is not set")) }
+
+ssl = {
+	certificate = ENV_STOX_PROSODY_CERT;
+	key = ENV_STOX_PROSODY_KEY;
+	cafile = ENV_STOX_CA;
+}
+
+VirtualHost "a.test"

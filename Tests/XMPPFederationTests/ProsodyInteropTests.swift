@@ -1,0 +1,258 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import StoxTesting
+import Testing
+import XMLCore
+import XMPPCore
+import XMPPFederation
+
+/// The gateway federating with a real Prosody (Debian's package, installed by Tests/test.sh) on
+/// loopback, with the project's own configuration in Tests/Interop/prosody. A scripted slixmpp
+/// client logs in to Prosody as alice@a.test; the gateway serves sip.test and echoes messages.
+/// Every process is started and stopped here by its PID.
+@Suite(.serialized)
+struct ProsodyInteropTests {
+    static let interop = Golden.repositoryRoot.appendingPathComponent("Tests/Interop")
+    static let c2sPort = 15222
+    static let s2sPort = 15269
+
+    /// A running Prosody, stopped by PID when the test ends.
+    final class Prosody {
+        let process = Process()
+        let run: URL
+
+        init(mode: String, certificate: (String, String), ca: String?, gatewayPort: Int) throws {
+            run = FileManager.default.temporaryDirectory.appendingPathComponent("stox-prosody-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: run.appendingPathComponent("data"), withIntermediateDirectories: true)
+            var environment = ProcessInfo.processInfo.environment
+            environment["STOX_PROSODY_RUN"] = run.path
+            environment["STOX_PROSODY_MODE"] = mode
+            environment["STOX_PROSODY_CERT"] = certificate.0
+            environment["STOX_PROSODY_KEY"] = certificate.1
+            environment["STOX_CA"] = ca
+            environment["STOX_GATEWAY_PORT"] = String(gatewayPort)
+            environment["STOX_C2S_PORT"] = String(ProsodyInteropTests.c2sPort)
+            environment["STOX_S2S_PORT"] = String(ProsodyInteropTests.s2sPort)
+            environment["STOX_PLUGINS"] = interop.appendingPathComponent("prosody/plugins").path
+            let config = interop.appendingPathComponent("prosody/prosody.cfg.lua").path
+            // The test user.
+            let register = Process()
+            register.executableURL = URL(fileURLWithPath: "/usr/bin/prosodyctl")
+            register.arguments = ["--config", config, "register", "alice", "a.test", "pw"]
+            register.environment = environment
+            register.standardOutput = FileHandle.nullDevice
+            register.standardError = FileHandle.nullDevice
+            try register.run()
+            register.waitUntilExit()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/prosody")
+            process.arguments = ["-F", "--config", config]
+            process.environment = environment
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            guard Self.waitForPort(ProsodyInteropTests.c2sPort), Self.waitForPort(ProsodyInteropTests.s2sPort) else {
+                stop()
+                throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "Prosody did not start; see \(run.path)/prosody.log"])
+            }
+        }
+
+        /// SIGTERM, then SIGKILL after five seconds: a Prosody started under the test runner may
+        /// inherit a signal mask that holds SIGTERM back.
+        func stop() {
+            guard process.isRunning else { return }
+            let pid = process.processIdentifier
+            kill(pid, SIGTERM)
+            let deadline = Date().addingTimeInterval(5)
+            while process.isRunning, Date() < deadline { usleep(50_000) }
+            if process.isRunning { kill(pid, SIGKILL) }
+            process.waitUntilExit()
+        }
+
+        var log: String { (try? String(contentsOf: run.appendingPathComponent("prosody.log"), encoding: .utf8)) ?? "" }
+
+        static func waitForPort(_ port: Int, seconds: Double = 15) -> Bool {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                let socket = Foundation.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+                var address = sockaddr_in()
+                address.sin_family = sa_family_t(AF_INET)
+                address.sin_port = in_port_t(UInt16(port).bigEndian)
+                address.sin_addr.s_addr = inet_addr("127.0.0.1")
+                let connected = withUnsafePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                }
+                close(socket)
+                if connected == 0 { return true }
+                usleep(100_000)
+            }
+            return false
+        }
+    }
+
+    /// Runs the scripted client; returns its exit status and output.
+    static func client(_ arguments: [String], timeout: Double = 40) throws -> (Int32, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = [interop.appendingPathComponent("xmpp_client.py").path, "--jid", "alice@a.test", "--server", "127.0.0.1:\(c2sPort)"] + arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning, Date() < deadline { usleep(50_000) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        return (process.terminationStatus, output)
+    }
+
+    /// A gateway for sip.test that answers every chat message with "echo: <body>".
+    final class EchoGateway: @unchecked Sendable {
+        let service: S2SService
+        private let lock = NSLock()
+        private var received: [XMLElement] = []
+        private var events: [S2SEvent] = []
+        let port: Int
+
+        init(tls: S2SConfiguration.TLSMaterial, ca: String?, policy: PeerPolicy, secret: String = "gateway-dialback-secret") async throws {
+            let box = Box()
+            let configuration = S2SConfiguration(
+                servedDomains: ["sip.test"], tls: tls, trustedCAPath: ca, dialbackSecret: secret, defaultPolicy: policy,
+                routes: ["a.test": (host: "127.0.0.1", port: ProsodyInteropTests.s2sPort)], listenPort: 0, establishTimeout: 20)
+            service = S2SService(
+                configuration: configuration, eventLoop: LoopbackFederationTests.group.next(),
+                onStanza: { box.gateway?.stanza($0) }, onEvent: { box.gateway?.event($0) })
+            port = try await service.start().get()
+            box.gateway = self
+        }
+
+        final class Box: @unchecked Sendable { weak var gateway: EchoGateway? }
+
+        func stanza(_ element: XMLElement) {
+            lock.withLock { received.append(element) }
+            guard element.name == "message", element.attribute("type") != "error", let body = element.firstChild("body")?.text,
+                !body.hasPrefix("echo:"), let from = element.attribute("from"), let to = element.attribute("to")
+            else { return }
+            var reply = XMLElement("message", namespace: XMPPNamespace.server, attributes: ["from": to, "to": from, "type": "chat"])
+            reply.append(XMLElement("body", namespace: XMPPNamespace.server, text: "echo: \(body)"))
+            service.send(reply)
+        }
+
+        func event(_ event: S2SEvent) { lock.withLock { events.append(event) } }
+
+        var allEvents: [S2SEvent] { lock.withLock { events } }
+
+        func wait(seconds: Double = 30, _ match: (XMLElement) -> Bool) async -> XMLElement? {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                if let found = lock.withLock({ received.first(where: match) }) { return found }
+                try? await Task.sleep(nanoseconds: 50_000_000)
+            }
+            return nil
+        }
+    }
+
+    static func sendChat(_ gateway: EchoGateway, _ body: String) {
+        var message = XMLElement("message", namespace: XMPPNamespace.server, attributes: ["from": "bob@sip.test", "to": "alice@a.test", "type": "chat"])
+        message.append(XMLElement("body", namespace: XMPPNamespace.server, text: body))
+        gateway.service.send(message)
+    }
+
+    @Test("STARTTLS and dialback with Prosody (s2s_secure_auth = false), Prosody opening first")
+    func dialbackProsodyFirst() async throws {
+        let pki = try TestPKI()
+        let gateway = try await EchoGateway(
+            tls: .init(certificateChainPath: try pki.leaf("sip", dnsNames: ["sip.test"], selfSigned: true).0,
+                       privateKeyPath: pki.path("sip.key")),
+            ca: nil, policy: PeerPolicy(tls: .required, allowDialback: true, requireValidCertificate: false))
+        let prosody = try Prosody(mode: "dialback", certificate: try pki.leaf("a", dnsNames: ["a.test"], selfSigned: true), ca: nil, gatewayPort: gateway.port)
+        defer {
+            prosody.stop()
+            _ = gateway.service.shutdown()
+        }
+        let (status, output) = try Self.client(["--send", "bob@sip.test", "hello gateway", "--expect-from", "bob@sip.test", "--expect-body", "echo: hello gateway"])
+        #expect(status == 0, "client: \(output)\nprosody: \(prosody.log.suffix(3000))")
+        #expect(gateway.allEvents.contains(.inboundAuthenticated(remote: "a.test", .dialback)))
+        #expect(gateway.allEvents.contains(.outboundUp(local: "sip.test", remote: "a.test", .dialback)))
+    }
+
+    @Test("STARTTLS and dialback with Prosody, the gateway opening first")
+    func dialbackGatewayFirst() async throws {
+        let pki = try TestPKI()
+        let gateway = try await EchoGateway(
+            tls: .init(certificateChainPath: try pki.leaf("sip", dnsNames: ["sip.test"], selfSigned: true).0,
+                       privateKeyPath: pki.path("sip.key")),
+            ca: nil, policy: PeerPolicy(tls: .required, allowDialback: true, requireValidCertificate: false))
+        let prosody = try Prosody(mode: "dialback", certificate: try pki.leaf("a", dnsNames: ["a.test"], selfSigned: true), ca: nil, gatewayPort: gateway.port)
+        defer {
+            prosody.stop()
+            _ = gateway.service.shutdown()
+        }
+        // The client echoes; the gateway writes first, once alice is online.
+        // The client stays online for a while and echoes; the gateway checks the echo arrives.
+        async let client = Task.detached { try Self.client(["--echo", "--stay", "12"]) }.value
+        try await Task.sleep(nanoseconds: 2_000_000_000)
+        Self.sendChat(gateway, "first from the gateway")
+        let echo = await gateway.wait { $0.firstChild("body")?.text == "echo: first from the gateway" }
+        let (status, output) = try await client
+        #expect(echo != nil, "client: \(output)\nprosody: \(prosody.log.suffix(3000))")
+        #expect(status == 0)
+    }
+
+    @Test("STARTTLS and SASL EXTERNAL with Prosody trusting the test CA (s2s_secure_auth = true)")
+    func saslExternal() async throws {
+        let pki = try TestPKI()
+        let (cert, key) = try pki.leaf("sip", dnsNames: ["sip.test"])
+        let gateway = try await EchoGateway(tls: .init(certificateChainPath: cert, privateKeyPath: key), ca: pki.path("ca.crt"), policy: .secure)
+        let prosody = try Prosody(mode: "secure", certificate: try pki.leaf("a", dnsNames: ["a.test"]), ca: pki.path("ca.crt"), gatewayPort: gateway.port)
+        defer {
+            prosody.stop()
+            _ = gateway.service.shutdown()
+        }
+        let (status, output) = try Self.client(["--send", "bob@sip.test", "hello securely", "--expect-from", "bob@sip.test", "--expect-body", "echo: hello securely"])
+        #expect(status == 0, "client: \(output)\nprosody: \(prosody.log.suffix(3000))")
+        #expect(gateway.allEvents.contains(.inboundAuthenticated(remote: "a.test", .saslExternal)))
+        #expect(gateway.allEvents.contains(.outboundUp(local: "sip.test", remote: "a.test", .saslExternal)))
+    }
+
+    @Test("a gateway whose certificate Prosody does not trust is refused under s2s_secure_auth")
+    func untrustedCertificate() async throws {
+        let pki = try TestPKI()
+        let gateway = try await EchoGateway(
+            tls: .init(certificateChainPath: try pki.leaf("sip", dnsNames: ["sip.test"], selfSigned: true).0, privateKeyPath: pki.path("sip.key")),
+            ca: pki.path("ca.crt"), policy: .secure)
+        let prosody = try Prosody(mode: "secure", certificate: try pki.leaf("a", dnsNames: ["a.test"]), ca: pki.path("ca.crt"), gatewayPort: gateway.port)
+        defer {
+            prosody.stop()
+            _ = gateway.service.shutdown()
+        }
+        Self.sendChat(gateway, "should be refused")
+        let bounce = await gateway.wait { $0.attribute("type") == "error" }
+        #expect(bounce != nil, "no bounce; prosody: \(prosody.log.suffix(3000))")
+        #expect(!gateway.allEvents.contains { if case .outboundUp = $0 { true } else { false } })
+    }
+
+    @Test("a wrong dialback key is refused by Prosody")
+    func wrongDialbackKey() async throws {
+        let pki = try TestPKI()
+        let relaxed = PeerPolicy(tls: .required, allowDialback: true, requireValidCertificate: false)
+        let tls = S2SConfiguration.TLSMaterial(
+            certificateChainPath: try pki.leaf("sip", dnsNames: ["sip.test"], selfSigned: true).0, privateKeyPath: pki.path("sip.key"))
+        // The real gateway answers Prosody's verification; an impostor with another secret sends.
+        let gateway = try await EchoGateway(tls: tls, ca: nil, policy: relaxed)
+        let impostor = try await EchoGateway(tls: tls, ca: nil, policy: relaxed, secret: "not-the-real-secret")
+        let prosody = try Prosody(mode: "dialback", certificate: try pki.leaf("a", dnsNames: ["a.test"], selfSigned: true), ca: nil, gatewayPort: gateway.port)
+        defer {
+            prosody.stop()
+            _ = gateway.service.shutdown()
+            _ = impostor.service.shutdown()
+        }
+        Self.sendChat(impostor, "forged")
+        let bounce = await impostor.wait { $0.attribute("type") == "error" }
+        #expect(bounce != nil, "prosody: \(prosody.log.suffix(3000))")
+        #expect(!impostor.allEvents.contains { if case .outboundUp = $0 { true } else { false } })
+    }
+}
