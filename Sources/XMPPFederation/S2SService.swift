@@ -182,8 +182,15 @@ public final class S2SService: @unchecked Sendable {
         if links[key] === link { links[key] = nil }
     }
 
-    /// An authenticated inbound stanza.
+    private lazy var responder = ServedDomainResponder(servedDomains: configuration.servedDomains)
+
+    /// An authenticated inbound stanza: disco#info and pings to served domains are answered
+    /// here (XEP-0030, XEP-0199); everything else goes to the gateway.
     func deliver(_ element: XMLElement) {
+        if let answer = responder.answer(element) {
+            sendOnLoop(answer)
+            return
+        }
         onStanza(element)
     }
 

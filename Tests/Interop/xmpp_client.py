@@ -2,6 +2,7 @@
 
   xmpp_client.py --jid alice@a.test --password pw --server 127.0.0.1:15222 \
       [--send JID TEXT] [--echo] [--expect-from JID --expect-body TEXT] [--timeout S]
+      [--disco JID CATEGORY/TYPE] [--ping JID]
 
 Prints one JSON line per event. Exits 0 when the expected message arrived, 1 on timeout,
 2 when login failed. With --echo it answers every chat message with "echo: <body>".
@@ -23,6 +24,8 @@ class Client(slixmpp.ClientXMPP):
         self.matched = asyncio.Event()
         self["feature_mechanisms"].unencrypted_plain = True
         self.add_event_handler("message", self.on_message)
+        self.register_plugin("xep_0030")
+        self.register_plugin("xep_0199")
 
     def on_message(self, message):
         body, sender = message["body"], str(message["from"])
@@ -53,6 +56,24 @@ async def run(args):
         client.send_message(mto=jid, mbody=text, mtype="chat")
         out("sent", to=jid, body=text)
     code = 0
+    if args.disco:
+        jid, wanted = args.disco
+        try:
+            info = await client["xep_0030"].get_info(jid=jid, timeout=args.timeout)
+            identities = ["%s/%s" % (i[0], i[1]) for i in info["disco_info"]["identities"]]
+            out("disco", jid=jid, identities=identities, features=sorted(info["disco_info"]["features"]))
+            if wanted not in identities:
+                code = 1
+        except Exception as error:
+            out("disco-failed", jid=jid, error=str(error))
+            code = 1
+    if args.ping:
+        try:
+            rtt = await client["xep_0199"].ping(args.ping, timeout=args.timeout)
+            out("pong", jid=args.ping, rtt=rtt)
+        except Exception as error:
+            out("ping-failed", jid=args.ping, error=str(error))
+            code = 1
     if args.expect_body:
         try:
             await asyncio.wait_for(client.matched.wait(), args.timeout)
@@ -60,7 +81,7 @@ async def run(args):
         except asyncio.TimeoutError:
             out("timeout")
             code = 1
-    else:
+    elif not args.disco and not args.ping:
         await asyncio.sleep(args.stay)
     client.disconnect()
     await asyncio.sleep(0.3)
@@ -76,6 +97,8 @@ def main():
     parser.add_argument("--echo", action="store_true")
     parser.add_argument("--expect-from")
     parser.add_argument("--expect-body")
+    parser.add_argument("--disco", nargs=2, metavar=("JID", "CATEGORY/TYPE"))
+    parser.add_argument("--ping")
     parser.add_argument("--stay", type=float, default=1.0)
     parser.add_argument("--timeout", type=float, default=30.0)
     args = parser.parse_args()

@@ -271,3 +271,41 @@ struct NegotiationTests {
         #expect(error?.condition == .notAuthorized)
     }
 }
+
+struct ServedDomainResponderTests {
+    static let responder = ServedDomainResponder(servedDomains: ["sip.example"])
+
+    static func iq(_ xml: String) throws -> XMLElement {
+        try XMLDocumentParser.parse(xml)
+    }
+
+    @Test("disco#info on the domain shows the gateway/sip identity and the features (XEP-0030)")
+    func disco() throws {
+        let answer = try #require(Self.responder.answer(Self.iq("<iq xmlns='jabber:server' type='get' id='d1' from='capulet.lit' to='sip.example'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")))
+        #expect(answer.attribute("type") == "result")
+        #expect(answer.attribute("to") == "capulet.lit")
+        let query = try #require(answer.firstChild("query", namespace: XMPPNamespace.discoInfo))
+        let identity = try #require(query.firstChild("identity"))
+        #expect(identity.attribute("category") == "gateway" && identity.attribute("type") == "sip")
+        let features = query.children("feature").compactMap { $0.attribute("var") }
+        #expect(features.contains(XMPPNamespace.ping) && features.contains(XMPPNamespace.receipts) && features.contains(XMPPNamespace.chatStates))
+    }
+
+    @Test("pings to the domain and to its users are answered (XEP-0199)")
+    func ping() throws {
+        for to in ["sip.example", "bob@sip.example/desk"] {
+            let answer = try #require(Self.responder.answer(Self.iq("<iq xmlns='jabber:server' type='get' id='p1' from='capulet.lit' to='\(to)'><ping xmlns='urn:xmpp:ping'/></iq>")))
+            #expect(answer.attribute("type") == "result")
+            #expect(answer.attribute("from") == to)
+        }
+    }
+
+    @Test("other requests to the domain get service-unavailable; messages and user iqs pass on")
+    func others() throws {
+        let answer = try #require(Self.responder.answer(Self.iq("<iq xmlns='jabber:server' type='get' id='v1' from='capulet.lit' to='sip.example'><query xmlns='jabber:iq:version'/></iq>")))
+        #expect(answer.firstChild("error")?.firstChild("service-unavailable") != nil)
+        #expect(Self.responder.answer(try Self.iq("<message xmlns='jabber:server' from='a@capulet.lit' to='bob@sip.example'><body>x</body></message>")) == nil)
+        #expect(Self.responder.answer(try Self.iq("<iq xmlns='jabber:server' type='get' id='v2' from='capulet.lit' to='bob@sip.example'><vCard xmlns='vcard-temp'/></iq>")) == nil)
+        #expect(Self.responder.answer(try Self.iq("<iq xmlns='jabber:server' type='result' id='v3' from='capulet.lit' to='sip.example'/>")) == nil)
+    }
+}

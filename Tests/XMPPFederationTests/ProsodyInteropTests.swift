@@ -179,6 +179,23 @@ struct ProsodyInteropTests {
         #expect(gateway.allEvents.contains(.outboundUp(local: "sip.test", remote: "a.test", .dialback)))
     }
 
+    @Test("disco#info shows gateway/sip and pings are answered across s2s (XEP-0030, XEP-0199)")
+    func discoAndPing() async throws {
+        let pki = try TestPKI()
+        let gateway = try await EchoGateway(
+            tls: .init(certificateChainPath: try pki.leaf("sip", dnsNames: ["sip.test"], selfSigned: true).0,
+                       privateKeyPath: pki.path("sip.key")),
+            ca: nil, policy: PeerPolicy(tls: .required, allowDialback: true, requireValidCertificate: false))
+        let prosody = try Prosody(mode: "dialback", certificate: try pki.leaf("a", dnsNames: ["a.test"], selfSigned: true), ca: nil, gatewayPort: gateway.port)
+        defer {
+            prosody.stop()
+            _ = gateway.service.shutdown()
+        }
+        let (status, output) = try Self.client(["--disco", "sip.test", "gateway/sip", "--ping", "bob@sip.test", "--timeout", "20"])
+        #expect(status == 0, "client: \(output)\nprosody: \(prosody.log.suffix(3000))")
+        #expect(output.contains("urn:xmpp:receipts"))
+    }
+
     @Test("STARTTLS and dialback with Prosody, the gateway opening first")
     func dialbackGatewayFirst() async throws {
         let pki = try TestPKI()
