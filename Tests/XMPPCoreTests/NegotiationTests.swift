@@ -309,3 +309,50 @@ struct ServedDomainResponderTests {
         #expect(Self.responder.answer(try Self.iq("<iq xmlns='jabber:server' type='result' id='v3' from='capulet.lit' to='sip.example'/>")) == nil)
     }
 }
+
+struct ComponentNegotiationTests {
+    @Test("the component handshake: header, SHA-1 digest of id and secret, then established (XEP-0114 §3)")
+    func handshake() {
+        var negotiation = ComponentNegotiation(componentName: "gw.a.test", secret: "secret")
+        guard case .sendHeader(let header) = negotiation.connected().first else { Issue.record("no header"); return }
+        #expect(header.contentNamespace == XMPPNamespace.componentAccept)
+        #expect(header.openingTag.contains("xmlns='jabber:component:accept'"))
+        let answer = negotiation.received(.opened(XMPPStreamHeader(from: "gw.a.test", id: "3BF96D32", version: nil, contentNamespace: XMPPNamespace.componentAccept)))
+        #expect(answer == [.send(XMLElement("handshake", namespace: XMPPNamespace.componentAccept, text: "b09ea9b3b7f586be8a08d0a3dd7466f110aeb136"))])
+        #expect(negotiation.received(.element(XMLElement("handshake", namespace: XMPPNamespace.componentAccept))) == [.established])
+        #expect(negotiation.isEstablished)
+    }
+
+    @Test("a refused handshake closes with the server's reason")
+    func refused() {
+        var negotiation = ComponentNegotiation(componentName: "gw.a.test", secret: "wrong")
+        _ = negotiation.connected()
+        _ = negotiation.received(.opened(XMPPStreamHeader(id: "x", version: nil, contentNamespace: XMPPNamespace.componentAccept)))
+        let actions = negotiation.received(.element(StreamError(.notAuthorized).element))
+        guard case .close(nil, let reason)? = actions.first else { Issue.record("\(actions)"); return }
+        #expect(reason.contains("not-authorized"))
+    }
+
+    @Test("backoff grows exponentially with jitter, capped, and resets")
+    func backoff() {
+        var backoff = Backoff(base: 1, cap: 60)
+        #expect(backoff.next(random: 0.999) < 1.0)
+        #expect(backoff.next(random: 0.999) < 2.0)
+        #expect(backoff.next(random: 0.5) == 2.0)
+        for _ in 0..<20 { _ = backoff.next(random: 0.999) }
+        #expect(backoff.next(random: 0.999) <= 60)
+        #expect(backoff.next(random: 0) == 0.1)
+        backoff.reset()
+        #expect(backoff.attempt == 0)
+    }
+
+    @Test("stanzas move between jabber:server and jabber:component:accept, payloads untouched")
+    func namespaces() throws {
+        let message = try XMLDocumentParser.parse("<message xmlns='jabber:server' to='a@b'><body>x</body><active xmlns='http://jabber.org/protocol/chatstates'/></message>")
+        let moved = message.movingNamespace(from: XMPPNamespace.server, to: XMPPNamespace.componentAccept)
+        #expect(moved.namespace == XMPPNamespace.componentAccept)
+        #expect(moved.firstChild("body")?.namespace == XMPPNamespace.componentAccept)
+        #expect(moved.firstChild("active")?.namespace == XMPPNamespace.chatStates)
+        #expect(moved.movingNamespace(from: XMPPNamespace.componentAccept, to: XMPPNamespace.server) == message)
+    }
+}

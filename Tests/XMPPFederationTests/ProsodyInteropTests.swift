@@ -16,6 +16,8 @@ struct ProsodyInteropTests {
     static let interop = Golden.repositoryRoot.appendingPathComponent("Tests/Interop")
     static let c2sPort = 15222
     static let s2sPort = 15269
+    static let componentPort = 15347
+    static let componentSecret = "component-secret-for-tests"
 
     /// A running Prosody, stopped by PID when the test ends.
     final class Prosody {
@@ -34,6 +36,8 @@ struct ProsodyInteropTests {
             environment["STOX_GATEWAY_PORT"] = String(gatewayPort)
             environment["STOX_C2S_PORT"] = String(ProsodyInteropTests.c2sPort)
             environment["STOX_S2S_PORT"] = String(ProsodyInteropTests.s2sPort)
+            environment["STOX_COMPONENT_PORT"] = String(ProsodyInteropTests.componentPort)
+            environment["STOX_COMPONENT_SECRET"] = ProsodyInteropTests.componentSecret
             environment["STOX_PLUGINS"] = interop.appendingPathComponent("prosody/plugins").path
             let config = interop.appendingPathComponent("prosody/prosody.cfg.lua").path
             // The test user.
@@ -271,5 +275,73 @@ struct ProsodyInteropTests {
         let bounce = await impostor.wait { $0.attribute("type") == "error" }
         #expect(bounce != nil, "prosody: \(prosody.log.suffix(3000))")
         #expect(!impostor.allEvents.contains { if case .outboundUp = $0 { true } else { false } })
+    }
+
+    /// A component gateway that echoes chat messages, and records what happens to its link.
+    final class EchoComponent: @unchecked Sendable {
+        var service: ComponentService!
+        private let lock = NSLock()
+        private var events: [ComponentService.Event] = []
+
+        init(secret: String) {
+            service = ComponentService(
+                configuration: .init(componentName: "gw.a.test", secret: secret, port: ProsodyInteropTests.componentPort),
+                eventLoop: LoopbackFederationTests.group.next(),
+                onStanza: { [weak self] element in self?.stanza(element) },
+                onEvent: { [weak self] event in self?.record(event) })
+        }
+
+        func stanza(_ element: XMLElement) {
+            guard element.name == "message", element.attribute("type") != "error", let body = element.firstChild("body")?.text,
+                let from = element.attribute("from"), let to = element.attribute("to")
+            else { return }
+            var reply = XMLElement("message", namespace: XMPPNamespace.server, attributes: ["from": to, "to": from, "type": "chat"])
+            reply.append(XMLElement("body", namespace: XMPPNamespace.server, text: "echo: \(body)"))
+            service.send(reply)
+        }
+
+        func record(_ event: ComponentService.Event) { lock.withLock { events.append(event) } }
+        var allEvents: [ComponentService.Event] { lock.withLock { events } }
+
+        func waitFor(seconds: Double = 20, _ match: (ComponentService.Event) -> Bool) async -> Bool {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                if allEvents.contains(where: match) { return true }
+                try? await Task.sleep(nanoseconds: 50_000_000)
+            }
+            return false
+        }
+    }
+
+    @Test("component mode (XEP-0114): the component reconnects until Prosody is up, then carries messages")
+    func component() async throws {
+        let pki = try TestPKI()
+        let component = EchoComponent(secret: Self.componentSecret)
+        component.service.start()
+        // Prosody is not there yet: the component must retry with backoff.
+        #expect(await component.waitFor(seconds: 5) { if case .disconnected = $0 { true } else { false } })
+        let prosody = try Prosody(mode: "dialback", certificate: try pki.leaf("a", dnsNames: ["a.test"], selfSigned: true), ca: nil, gatewayPort: 1)
+        defer {
+            prosody.stop()
+            _ = component.service.shutdown()
+        }
+        #expect(await component.waitFor(seconds: 70) { $0 == .connected }, "prosody: \(prosody.log.suffix(2000))")
+        let (status, output) = try Self.client(["--send", "bob@gw.a.test", "via the component", "--expect-from", "bob@gw.a.test", "--expect-body", "echo: via the component"])
+        #expect(status == 0, "client: \(output)\nprosody: \(prosody.log.suffix(3000))")
+    }
+
+    @Test("a wrong component secret is refused")
+    func componentWrongSecret() async throws {
+        let pki = try TestPKI()
+        let prosody = try Prosody(mode: "dialback", certificate: try pki.leaf("a", dnsNames: ["a.test"], selfSigned: true), ca: nil, gatewayPort: 1)
+        let component = EchoComponent(secret: "wrong-secret")
+        defer {
+            prosody.stop()
+            _ = component.service.shutdown()
+        }
+        component.service.start()
+        #expect(await component.waitFor { if case .disconnected(let reason) = $0 { reason.contains("not-authorized") } else { false } },
+                "\(component.allEvents)")
+        #expect(!component.allEvents.contains(.connected))
     }
 }

@@ -6,7 +6,8 @@
 --   STOX_PROSODY_CERT, STOX_PROSODY_KEY  a.test's certificate and key (PEM)
 --   STOX_CA            the test CA (secure mode)
 --   STOX_GATEWAY_PORT  where the gateway under test listens for s2s (sip.test)
---   STOX_C2S_PORT, STOX_S2S_PORT  Prosody's own ports
+--   STOX_C2S_PORT, STOX_S2S_PORT, STOX_COMPONENT_PORT  Prosody's own ports
+--   STOX_COMPONENT_SECRET  the secret of the XEP-0114 component gw.a.test
 -- Prosody 0.12 exposes each environment variable X to this file as ENV_X.
 local RUN = ENV_STOX_PROSODY_RUN or error("STOX_PROSODY_RUN is not set")
 local MODE = ENV_STOX_PROSODY_MODE or "dialback"
@@ -22,7 +23,8 @@ c2s_ports = { tonumber(ENV_STOX_C2S_PORT or "15222") }
 s2s_ports = { tonumber(ENV_STOX_S2S_PORT or "15269") }
 c2s_direct_tls_ports = { }
 s2s_direct_tls_ports = { }
-component_ports = { }
+component_ports = { tonumber(ENV_STOX_COMPONENT_PORT or "15347") }
+component_interface = "127.0.0.1"
 http_ports = { }
 https_ports = { }
 use_ipv6 = false
@@ -54,3 +56,7 @@ ssl = {
 }
 
 VirtualHost "a.test"
+
+-- The gateway attached as an external component (XEP-0114) instead of over s2s.
+Component "gw.a.test"
+	component_secret = ENV_STOX_COMPONENT_SECRET or "component-secret-for-tests"
