@@ -85,7 +85,10 @@ let package = Package(
         // Micro-benchmarks: `swift run -c release stox-bench`. Figures are printed, never asserted.
         .executableTarget(
             name: "stox-bench",
-            dependencies: ["SIPCore", "XMPPCore", "XMLCore", "CExpat"],
+            dependencies: [
+                "SIPCore", "XMPPCore", "XMLCore", "CExpat", "XMPPFederation",
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             swiftSettings: strictSettings
         ),
         // Test-only helpers: golden-file and manifest readers.

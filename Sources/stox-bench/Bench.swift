@@ -9,16 +9,30 @@ import XMPPCore
 /// empty handlers, is measured in the same run as the floor for stanza parsing.
 @main
 struct StoxBench {
-    static func main() throws {
+    static func main() async throws {
         var rounds = 9
         var filter: String? = nil
         var arguments = CommandLine.arguments.dropFirst()
+        if arguments.first == "s2s" {
+            arguments.removeFirst()
+            var count = 20_000
+            while let argument = arguments.popFirst() {
+                switch argument {
+                case "--rounds": rounds = Int(arguments.popFirst() ?? "") ?? rounds
+                case "--count": count = Int(arguments.popFirst() ?? "") ?? count
+                default: print("usage: stox-bench s2s [--rounds N] [--count N]"); return
+                }
+            }
+            try await S2SBench.run(rounds: min(rounds, 5), count: count)
+            return
+        }
         while let argument = arguments.popFirst() {
             switch argument {
             case "--rounds": rounds = Int(arguments.popFirst() ?? "") ?? rounds
             case "--filter": filter = arguments.popFirst()
             case "--help", "-h":
-                print("usage: stox-bench [--rounds N] [--filter SUBSTRING]")
+                print("usage: stox-bench [--rounds N] [--filter SUBSTRING]   codecs, ns per operation")
+                print("       stox-bench s2s [--rounds N] [--count N]         one loopback s2s link, messages per second")
                 return
             default:
                 print("unknown argument \(argument)")
