@@ -27,11 +27,30 @@ public struct S2SConfiguration: Sendable {
     public var listenPort: Int
     /// Seconds to wait for a link to authenticate before bouncing its queue.
     public var establishTimeout: Int64
+    /// Liveness of established links, in milliseconds: a whitespace keepalive when nothing was
+    /// written for `keepalive` (RFC 6120 §4.6.1); close after `idle` without a stanza either way
+    /// (Lync's StreamInactivityTimeout is 600 s); an XEP-0199 ping after `pingInterval` without
+    /// one, and close as half-open when no answer comes within `pingTimeout`.
+    public var liveness: Liveness
+
+    public struct Liveness: Sendable {
+        public var keepalive: Int64
+        public var idle: Int64
+        public var pingInterval: Int64
+        public var pingTimeout: Int64
+
+        public init(keepalive: Int64 = 60_000, idle: Int64 = 600_000, pingInterval: Int64 = 300_000, pingTimeout: Int64 = 30_000) {
+            self.keepalive = keepalive
+            self.idle = idle
+            self.pingInterval = pingInterval
+            self.pingTimeout = pingTimeout
+        }
+    }
 
     public init(
         servedDomains: Set<String>, tls: TLSMaterial? = nil, trustedCAPath: String? = nil, dialbackSecret: String,
         policies: [String: PeerPolicy] = [:], defaultPolicy: PeerPolicy = .secure, routes: [String: (host: String, port: Int)] = [:],
-        listenHost: String = "127.0.0.1", listenPort: Int = 5269, establishTimeout: Int64 = 30
+        listenHost: String = "127.0.0.1", listenPort: Int = 5269, establishTimeout: Int64 = 30, liveness: Liveness = Liveness()
     ) {
         self.servedDomains = servedDomains
         self.tls = tls
@@ -43,6 +62,7 @@ public struct S2SConfiguration: Sendable {
         self.listenHost = listenHost
         self.listenPort = listenPort
         self.establishTimeout = establishTimeout
+        self.liveness = liveness
     }
 
     public func policy(for domain: String) -> PeerPolicy { policies[domain] ?? defaultPolicy }

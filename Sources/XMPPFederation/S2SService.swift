@@ -11,6 +11,12 @@ final class OutboundLink {
     let localDomain: String
     let remoteDomain: String
     private(set) var state = State.connecting
+    /// The last stanza sent on the link, or received from its peer domain.
+    var lastStanza = NIODeadline.now()
+    var lastWrite = NIODeadline.now()
+    /// An XEP-0199 ping awaiting its answer (which arrives on the peer's own stream).
+    var pendingPing: (id: String, sent: NIODeadline)?
+    private var livenessTask: RepeatedTask?
     private var pending: [XMLElement] = []
     private weak var service: S2SService?
 
@@ -21,9 +27,12 @@ final class OutboundLink {
     }
 
     func send(_ element: XMLElement) {
+        lastStanza = .now()
         switch state {
         case .connecting: pending.append(element)
-        case .established(let channel): Self.write(element, on: channel)
+        case .established(let channel):
+            lastWrite = .now()
+            Self.write(element, on: channel)
         case .closed: service?.bounce(element, .remoteServerNotFound)
         }
     }
@@ -31,13 +40,17 @@ final class OutboundLink {
     func established(_ channel: any Channel, method: AuthenticationMethod) {
         state = .established(channel)
         service?.event(.outboundUp(local: localDomain, remote: remoteDomain, method))
+        startLiveness(channel)
         let queued = pending
         pending = []
         for element in queued { Self.write(element, on: channel) }
+        lastWrite = .now()
     }
 
     /// The link could not be set up or broke: queued stanzas go back to their senders.
     func failed(_ failure: NegotiationFailure) {
+        livenessTask?.cancel()
+        livenessTask = nil
         let queued = pending
         pending = []
         state = .closed
@@ -51,12 +64,70 @@ final class OutboundLink {
         failed(NegotiationFailure(.remoteServerTimeout, "the stream to \(remoteDomain) closed"))
     }
 
+    /// Keepalive, idle close and half-open detection, checked on a timer (see `Liveness`).
+    private func startLiveness(_ channel: any Channel) {
+        guard let service else { return }
+        let liveness = service.configuration.liveness
+        let tick = TimeAmount.milliseconds(max(50, min(liveness.keepalive, liveness.pingTimeout, liveness.idle) / 2))
+        // The link and its timer live on the channel's loop.
+        let weakLink = NIOLoopBound(WeakLink(self), eventLoop: channel.eventLoop)
+        livenessTask = channel.eventLoop.scheduleRepeatedTask(initialDelay: tick, delay: tick) { _ in
+            weakLink.value.link?.checkLiveness(channel, liveness)
+        }
+    }
+
+    private func checkLiveness(_ channel: any Channel, _ liveness: S2SConfiguration.Liveness) {
+        let now = NIODeadline.now()
+        if let ping = pendingPing, now - ping.sent > .milliseconds(liveness.pingTimeout) {
+            // Half-open: the peer no longer answers (RFC 6120 §4.6.2 connection-timeout).
+            closeStream(channel, StreamError(.connectionTimeout), NegotiationFailure(.remoteServerTimeout, "\(remoteDomain) did not answer a ping"))
+            return
+        }
+        if now - lastStanza > .milliseconds(liveness.idle) {
+            closeStream(channel, nil, NegotiationFailure(.remoteServerTimeout, "idle for \(liveness.idle / 1000) s"))
+            return
+        }
+        if pendingPing == nil, now - lastStanza > .milliseconds(liveness.pingInterval), let service {
+            let id = "ping-" + InboundLinkHandler.streamID()
+            pendingPing = (id, now)
+            service.pingSent(id: id, link: self)
+            let ping = XMPPIQ(from: try? JID(parsing: localDomain), to: try? JID(parsing: remoteDomain), id: id, type: .get,
+                              payload: XMLElement("ping", namespace: XMPPNamespace.ping))
+            Self.write(ping.element(), on: channel)
+            lastWrite = now
+        } else if now - lastWrite > .milliseconds(liveness.keepalive) {
+            var space = channel.allocator.buffer(capacity: 1)
+            space.writeString(" ")
+            channel.writeAndFlush(space, promise: nil)
+            lastWrite = now
+        }
+    }
+
+    /// The answer to our ping arrived.
+    func pong() {
+        pendingPing = nil
+    }
+
+    private func closeStream(_ channel: any Channel, _ error: StreamError?, _ reason: NegotiationFailure) {
+        failed(reason)
+        var buffer = channel.allocator.buffer(capacity: 128)
+        if let error { buffer.writeBytes(XMLSerializer.bytes(error.element, in: XMPPStreamHeader.context(XMPPNamespace.server))) }
+        buffer.writeString(XMPPStreamHeader.closingTag)
+        channel.writeAndFlush(buffer).whenComplete { _ in channel.close(promise: nil) }
+    }
+
     private static func write(_ element: XMLElement, on channel: any Channel) {
         let bytes = XMLSerializer.bytes(element, in: XMPPStreamHeader.context(XMPPNamespace.server))
         var buffer = channel.allocator.buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
         channel.writeAndFlush(buffer, promise: nil)
     }
+}
+
+/// A weak reference, so a link's timer does not keep a dropped link alive.
+struct WeakLink {
+    weak var link: OutboundLink?
+    init(_ link: OutboundLink) { self.link = link }
 }
 
 /// What happens to links, for logs, metrics and tests.
@@ -183,10 +254,21 @@ public final class S2SService: @unchecked Sendable {
     }
 
     private lazy var responder = ServedDomainResponder(servedDomains: configuration.servedDomains)
+    /// Our outstanding pings, by id, and the link each tests.
+    private var pings: [String: OutboundLink] = [:]
 
-    /// An authenticated inbound stanza: disco#info and pings to served domains are answered
-    /// here (XEP-0030, XEP-0199); everything else goes to the gateway.
+    func pingSent(id: String, link: OutboundLink) { pings[id] = link }
+
+    /// An authenticated inbound stanza: answers to our pings, disco#info and pings to served
+    /// domains are handled here (XEP-0030, XEP-0199); everything else goes to the gateway.
     func deliver(_ element: XMLElement) {
+        if let domain = element.attribute("from").flatMap({ try? JID(parsing: $0) })?.domainpart {
+            for link in links.values where link.remoteDomain == domain { link.lastStanza = .now() }
+        }
+        if element.name == "iq", let id = element.attribute("id"), let link = pings.removeValue(forKey: id) {
+            link.pong()
+            return
+        }
         if let answer = responder.answer(element) {
             sendOnLoop(answer)
             return

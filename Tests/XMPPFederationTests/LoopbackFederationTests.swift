@@ -135,3 +135,89 @@ struct LoopbackFederationTests {
         #expect(bounce?.firstChild("error")?.firstChild("remote-server-not-found") != nil)
     }
 }
+
+/// Link liveness with short timings: idle links close and reopen on demand, pings keep a link
+/// that answers, and a link whose peer never answers is closed as half-open.
+@Suite(.serialized)
+struct LinkLivenessTests {
+    final class Events: @unchecked Sendable {
+        private let lock = NSLock()
+        private var events: [S2SEvent] = []
+        func add(_ event: S2SEvent) { lock.withLock { events.append(event) } }
+        var all: [S2SEvent] { lock.withLock { events } }
+
+        func wait(seconds: Double = 10, _ match: (S2SEvent) -> Bool) async -> Bool {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                if all.contains(where: match) { return true }
+                try? await Task.sleep(nanoseconds: 20_000_000)
+            }
+            return false
+        }
+    }
+
+    static func start(_ domain: String, tls: S2SConfiguration.TLSMaterial?, ca: String?, policy: PeerPolicy, liveness: S2SConfiguration.Liveness,
+                      events: Events, inbox: LoopbackFederationTests.Inbox) async throws -> (S2SService, Int) {
+        let configuration = S2SConfiguration(
+            servedDomains: [domain], tls: tls, trustedCAPath: ca, dialbackSecret: "s-\(domain)", defaultPolicy: policy, listenPort: 0,
+            establishTimeout: 10, liveness: liveness)
+        let service = S2SService(configuration: configuration, eventLoop: LoopbackFederationTests.group.next(),
+                                 onStanza: { inbox.add($0) }, onEvent: { events.add($0) })
+        return (service, try await service.start().get())
+    }
+
+    static let relaxed = PeerPolicy(tls: .optional, allowDialback: true, requireValidCertificate: false)
+
+    @Test("an idle link closes, and the next stanza opens a new one")
+    func idle() async throws {
+        let events = Events(), inboxA = LoopbackFederationTests.Inbox(), inboxB = LoopbackFederationTests.Inbox()
+        let liveness = S2SConfiguration.Liveness(keepalive: 200, idle: 800, pingInterval: 60_000, pingTimeout: 5_000)
+        let (a, aPort) = try await Self.start("sip.test", tls: nil, ca: nil, policy: Self.relaxed, liveness: liveness, events: events, inbox: inboxA)
+        let (b, bPort) = try await Self.start("capulet.test", tls: nil, ca: nil, policy: Self.relaxed, liveness: liveness, events: Events(), inbox: inboxB)
+        defer { _ = a.shutdown(); _ = b.shutdown() }
+        try await a.addRoute("capulet.test", host: "127.0.0.1", port: bPort).get()
+        try await b.addRoute("sip.test", host: "127.0.0.1", port: aPort).get()
+        a.send(LoopbackFederationTests.message(from: "romeo@sip.test", to: "juliet@capulet.test", "first"))
+        #expect(await inboxB.wait { $0.firstChild("body")?.text == "first" } != nil)
+        #expect(await events.wait { if case .outboundDown(_, _, let failure) = $0 { failure.reason.contains("idle") } else { false } })
+        a.send(LoopbackFederationTests.message(from: "romeo@sip.test", to: "juliet@capulet.test", "second"))
+        #expect(await inboxB.wait { $0.firstChild("body")?.text == "second" } != nil)
+        #expect(events.all.filter { if case .outboundUp = $0 { true } else { false } }.count == 2)
+    }
+
+    @Test("answered pings keep a quiet link up; their answers do not reach the gateway")
+    func pingAnswered() async throws {
+        let events = Events(), inboxA = LoopbackFederationTests.Inbox(), inboxB = LoopbackFederationTests.Inbox()
+        let liveness = S2SConfiguration.Liveness(keepalive: 100, idle: 60_000, pingInterval: 200, pingTimeout: 1_000)
+        let (a, aPort) = try await Self.start("sip.test", tls: nil, ca: nil, policy: Self.relaxed, liveness: liveness, events: events, inbox: inboxA)
+        let (b, bPort) = try await Self.start("capulet.test", tls: nil, ca: nil, policy: Self.relaxed, liveness: liveness, events: Events(), inbox: inboxB)
+        defer { _ = a.shutdown(); _ = b.shutdown() }
+        try await a.addRoute("capulet.test", host: "127.0.0.1", port: bPort).get()
+        try await b.addRoute("sip.test", host: "127.0.0.1", port: aPort).get()
+        a.send(LoopbackFederationTests.message(from: "romeo@sip.test", to: "juliet@capulet.test", "hello"))
+        #expect(await inboxB.wait { $0.firstChild("body")?.text == "hello" } != nil)
+        try await Task.sleep(nanoseconds: 2_500_000_000)
+        #expect(!events.all.contains { if case .outboundDown = $0 { true } else { false } }, "\(events.all)")
+        #expect(await inboxA.wait(seconds: 0.2) { $0.name == "iq" } == nil)
+    }
+
+    @Test("a link whose peer never answers a ping is closed as half-open, not left to die silently")
+    func halfOpen() async throws {
+        // capulet.test has no route back to sip.test, so pongs can never arrive: SASL EXTERNAL
+        // authenticates without a callback, and the link then looks alive but answers nothing.
+        let pki = try TestPKI()
+        let (aCert, aKey) = try pki.leaf("sip", dnsNames: ["sip.test"])
+        let (bCert, bKey) = try pki.leaf("capulet", dnsNames: ["capulet.test"])
+        let events = Events(), inboxB = LoopbackFederationTests.Inbox()
+        let liveness = S2SConfiguration.Liveness(keepalive: 100, idle: 60_000, pingInterval: 200, pingTimeout: 600)
+        let (a, _) = try await Self.start("sip.test", tls: .init(certificateChainPath: aCert, privateKeyPath: aKey), ca: pki.path("ca.crt"),
+                                          policy: .secure, liveness: liveness, events: events, inbox: LoopbackFederationTests.Inbox())
+        let (b, bPort) = try await Self.start("capulet.test", tls: .init(certificateChainPath: bCert, privateKeyPath: bKey), ca: pki.path("ca.crt"),
+                                              policy: .secure, liveness: liveness, events: Events(), inbox: inboxB)
+        defer { _ = a.shutdown(); _ = b.shutdown() }
+        try await a.addRoute("capulet.test", host: "127.0.0.1", port: bPort).get()
+        a.send(LoopbackFederationTests.message(from: "romeo@sip.test", to: "juliet@capulet.test", "hello"))
+        #expect(await inboxB.wait { $0.firstChild("body")?.text == "hello" } != nil)
+        #expect(await events.wait { if case .outboundDown(_, _, let failure) = $0 { failure.reason.contains("ping") } else { false } }, "\(events.all)")
+    }
+}
