@@ -144,8 +144,7 @@ final class ComponentLinkHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
 
     private var negotiation: ComponentNegotiation
-    private let reader = XMPPStreamReader()
-    private var events: [XMPPStreamEvent] = []
+    private let input = StreamInput()
     private let service: ComponentService
     private var closeReason = "the connection closed"
 
@@ -160,9 +159,9 @@ final class ComponentLinkHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        events.removeAll(keepingCapacity: true)
+        let events: [XMPPStreamEvent]
         do {
-            try reader.feed(unwrapInboundIn(data), into: &events)
+            events = try input.read(unwrapInboundIn(data))
         } catch {
             closeReason = "bad XML from the server: \(error)"
             StreamWrite.close(error, context)

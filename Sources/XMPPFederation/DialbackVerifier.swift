@@ -12,8 +12,7 @@ final class DialbackVerifierHandler: ChannelInboundHandler {
     private let key: String
     private let streamID: String
     private let promise: EventLoopPromise<DialbackElement.Outcome>
-    private let reader = XMPPStreamReader()
-    private var events: [XMPPStreamEvent] = []
+    private let input = StreamInput()
     private var sentVerify = false
     private var done = false
 
@@ -31,9 +30,9 @@ final class DialbackVerifierHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        events.removeAll(keepingCapacity: true)
+        let events: [XMPPStreamEvent]
         do {
-            try reader.feed(unwrapInboundIn(data), into: &events)
+            events = try input.read(unwrapInboundIn(data))
         } catch {
             finish(.error, context)
             return

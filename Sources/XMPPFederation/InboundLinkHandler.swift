@@ -10,15 +10,13 @@ final class InboundLinkHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
 
     private var negotiation: InboundNegotiation
-    private let reader: XMPPStreamReader
-    private var events: [XMPPStreamEvent] = []
+    private let input = StreamInput()
     private let service: S2SService
     private let configuration: S2SConfiguration
 
     init(service: S2SService, configuration: S2SConfiguration) {
         self.service = service
         self.configuration = configuration
-        self.reader = XMPPStreamReader()
         self.negotiation = InboundNegotiation(configuration.inboundConfiguration, streamIDs: (0..<4).map { _ in Self.streamID() })
     }
 
@@ -29,10 +27,9 @@ final class InboundLinkHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let buffer = unwrapInboundIn(data)
-        events.removeAll(keepingCapacity: true)
+        let events: [XMPPStreamEvent]
         do {
-            try reader.feed(buffer, into: &events)
+            events = try input.read(unwrapInboundIn(data))
         } catch {
             // The peer's XML is refused with the matching stream error (RFC 6120 §4.9.3).
             if negotiation.streamID == nil { StreamWrite.header(XMPPStreamHeader(id: Self.streamID()), context) }
@@ -61,7 +58,7 @@ final class InboundLinkHandler: ChannelInboundHandler, RemovableChannelHandler {
             switch action {
             case .sendHeader(let header): StreamWrite.header(header, context)
             case .send(let element): StreamWrite.element(element, context)
-            case .resetReader: reader.reset()
+            case .resetReader: input.reset()
             case .startTLS:
                 do {
                     guard let tls = try configuration.serverContext(for: negotiation.peerDomain) else { throw S2SError.noCertificate }

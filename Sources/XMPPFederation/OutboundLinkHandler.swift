@@ -9,8 +9,7 @@ final class OutboundLinkHandler: ChannelInboundHandler, RemovableChannelHandler 
     typealias InboundIn = ByteBuffer
 
     private var negotiation: OutboundNegotiation
-    private let reader = XMPPStreamReader()
-    private var events: [XMPPStreamEvent] = []
+    private let input = StreamInput()
     private let link: OutboundLink
     private let configuration: S2SConfiguration
 
@@ -28,10 +27,9 @@ final class OutboundLinkHandler: ChannelInboundHandler, RemovableChannelHandler 
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let buffer = unwrapInboundIn(data)
-        events.removeAll(keepingCapacity: true)
+        let events: [XMPPStreamEvent]
         do {
-            try reader.feed(buffer, into: &events)
+            events = try input.read(unwrapInboundIn(data))
         } catch {
             link.failed(NegotiationFailure(.remoteServerNotFound, "bad XML from \(link.remoteDomain): \(error)"))
             StreamWrite.close(error, context)
@@ -64,7 +62,7 @@ final class OutboundLinkHandler: ChannelInboundHandler, RemovableChannelHandler 
             switch action {
             case .sendHeader(let header): StreamWrite.header(header, context)
             case .send(let element): StreamWrite.element(element, context)
-            case .resetReader: reader.reset()
+            case .resetReader: input.reset()
             case .startTLS:
                 do {
                     let tls = try NIOSSLClientHandler(context: configuration.clientContext(for: link.remoteDomain), serverHostname: link.remoteDomain)

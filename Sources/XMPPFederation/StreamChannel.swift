@@ -28,6 +28,21 @@ enum StreamWrite {
     }
 }
 
+/// A stream reader with a reusable event buffer: what each handler's channelRead needs.
+final class StreamInput {
+    let reader = XMPPStreamReader()
+    private var events: [XMPPStreamEvent] = []
+
+    /// The events in `buffer`, or the stream error to close with.
+    func read(_ buffer: ByteBuffer) throws(StreamError) -> [XMPPStreamEvent] {
+        events.removeAll(keepingCapacity: true)
+        try reader.feed(buffer, into: &events)
+        return events
+    }
+
+    func reset() { reader.reset() }
+}
+
 extension XMPPStreamReader {
     /// Feeds a NIO buffer.
     func feed(_ buffer: ByteBuffer, into events: inout [XMPPStreamEvent]) throws(StreamError) {

@@ -159,6 +159,23 @@ struct ProsodyInteropTests {
         }
     }
 
+    /// A gateway with a self-signed certificate and a Prosody in dialback mode (TLS required,
+    /// s2s_secure_auth = false); the caller stops both.
+    static func dialbackSetup() async throws -> (TestPKI, EchoGateway, Prosody) {
+        let pki = try TestPKI()
+        let gateway = try await EchoGateway(
+            tls: .init(certificateChainPath: try pki.leaf("sip", dnsNames: ["sip.test"], selfSigned: true).0,
+                       privateKeyPath: pki.path("sip.key")),
+            ca: nil, policy: PeerPolicy(tls: .required, allowDialback: true, requireValidCertificate: false))
+        do {
+            let prosody = try Prosody(mode: "dialback", certificate: try pki.leaf("a", dnsNames: ["a.test"], selfSigned: true), ca: nil, gatewayPort: gateway.port)
+            return (pki, gateway, prosody)
+        } catch {
+            _ = gateway.service.shutdown()
+            throw error
+        }
+    }
+
     static func sendChat(_ gateway: EchoGateway, _ body: String) {
         var message = XMLElement("message", namespace: XMPPNamespace.server, attributes: ["from": "bob@sip.test", "to": "alice@a.test", "type": "chat"])
         message.append(XMLElement("body", namespace: XMPPNamespace.server, text: body))
@@ -167,12 +184,8 @@ struct ProsodyInteropTests {
 
     @Test("STARTTLS and dialback with Prosody (s2s_secure_auth = false), Prosody opening first")
     func dialbackProsodyFirst() async throws {
-        let pki = try TestPKI()
-        let gateway = try await EchoGateway(
-            tls: .init(certificateChainPath: try pki.leaf("sip", dnsNames: ["sip.test"], selfSigned: true).0,
-                       privateKeyPath: pki.path("sip.key")),
-            ca: nil, policy: PeerPolicy(tls: .required, allowDialback: true, requireValidCertificate: false))
-        let prosody = try Prosody(mode: "dialback", certificate: try pki.leaf("a", dnsNames: ["a.test"], selfSigned: true), ca: nil, gatewayPort: gateway.port)
+        let (pki, gateway, prosody) = try await Self.dialbackSetup()
+        _ = pki
         defer {
             prosody.stop()
             _ = gateway.service.shutdown()
@@ -185,12 +198,8 @@ struct ProsodyInteropTests {
 
     @Test("disco#info shows gateway/sip and pings are answered across s2s (XEP-0030, XEP-0199)")
     func discoAndPing() async throws {
-        let pki = try TestPKI()
-        let gateway = try await EchoGateway(
-            tls: .init(certificateChainPath: try pki.leaf("sip", dnsNames: ["sip.test"], selfSigned: true).0,
-                       privateKeyPath: pki.path("sip.key")),
-            ca: nil, policy: PeerPolicy(tls: .required, allowDialback: true, requireValidCertificate: false))
-        let prosody = try Prosody(mode: "dialback", certificate: try pki.leaf("a", dnsNames: ["a.test"], selfSigned: true), ca: nil, gatewayPort: gateway.port)
+        let (pki, gateway, prosody) = try await Self.dialbackSetup()
+        _ = pki
         defer {
             prosody.stop()
             _ = gateway.service.shutdown()
@@ -202,12 +211,8 @@ struct ProsodyInteropTests {
 
     @Test("STARTTLS and dialback with Prosody, the gateway opening first")
     func dialbackGatewayFirst() async throws {
-        let pki = try TestPKI()
-        let gateway = try await EchoGateway(
-            tls: .init(certificateChainPath: try pki.leaf("sip", dnsNames: ["sip.test"], selfSigned: true).0,
-                       privateKeyPath: pki.path("sip.key")),
-            ca: nil, policy: PeerPolicy(tls: .required, allowDialback: true, requireValidCertificate: false))
-        let prosody = try Prosody(mode: "dialback", certificate: try pki.leaf("a", dnsNames: ["a.test"], selfSigned: true), ca: nil, gatewayPort: gateway.port)
+        let (pki, gateway, prosody) = try await Self.dialbackSetup()
+        _ = pki
         defer {
             prosody.stop()
             _ = gateway.service.shutdown()
