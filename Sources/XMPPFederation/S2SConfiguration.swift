@@ -21,8 +21,10 @@ public struct S2SConfiguration: Sendable {
     public var dialbackSecret: String
     public var policies: [String: PeerPolicy]
     public var defaultPolicy: PeerPolicy
-    /// Static routes: peer domain → host and port. Domains without one are not reachable yet.
+    /// Static routes: peer domain → host and port. Other domains are found through DNS.
     public var routes: [String: (host: String, port: Int)]
+    /// The DNS server for SRV lookups; `nil` uses the first nameserver of /etc/resolv.conf.
+    public var dnsServer: (host: String, port: Int)?
     public var listenHost: String
     public var listenPort: Int
     /// Seconds to wait for a link to authenticate before bouncing its queue.
@@ -59,6 +61,7 @@ public struct S2SConfiguration: Sendable {
         self.policies = policies
         self.defaultPolicy = defaultPolicy
         self.routes = routes
+        self.dnsServer = nil
         self.listenHost = listenHost
         self.listenPort = listenPort
         self.establishTimeout = establishTimeout

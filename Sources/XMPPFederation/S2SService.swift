@@ -216,20 +216,42 @@ public final class S2SService: @unchecked Sendable {
             link.send(element)
             return
         }
-        guard let route = routes[to.domainpart] else {
-            bounce(element, .remoteServerNotFound, text: "no route to \(to.domainpart)")
-            return
-        }
         let link = OutboundLink(localDomain: from.domainpart, remoteDomain: to.domainpart, service: self)
         links[key] = link
         link.send(element)
-        let configuration = self.configuration
-        // The link lives on this loop; the closures below run on it too.
         let bound = NIOLoopBound(link, eventLoop: eventLoop)
         let timeout = eventLoop.scheduleTask(in: .seconds(configuration.establishTimeout)) {
             let link = bound.value
             if case .connecting = link.state { link.failed(NegotiationFailure(.remoteServerTimeout, "\(to.domainpart) did not authenticate in time")) }
         }
+        candidates(for: to.domainpart).whenSuccess { candidates in
+            guard !candidates.isEmpty else {
+                timeout.cancel()
+                bound.value.failed(NegotiationFailure(.remoteServerNotFound, "\(to.domainpart) offers no XMPP service (SRV target '.')"))
+                return
+            }
+            self.connect(bound, candidates[...], timeout: timeout)
+        }
+    }
+
+    /// Where to connect for `domain` (RFC 6120 §3.2): a static route; else the targets of
+    /// `_xmpp-server._tcp.<domain>` in RFC 2782 order; else the domain itself on port 5269.
+    func candidates(for domain: String) -> EventLoopFuture<[(host: String, port: Int)]> {
+        if let route = routes[domain] { return eventLoop.makeSucceededFuture([route]) }
+        let server = configuration.dnsServer.flatMap { try? SocketAddress(ipAddress: $0.host, port: $0.port) } ?? SRVResolver.systemServer()
+        guard let server else { return eventLoop.makeSucceededFuture([(host: domain, port: 5269)]) }
+        return SRVResolver(server: server, eventLoop: eventLoop).srv("_xmpp-server._tcp.\(domain).").map { records in
+            if records.count == 1, records[0].target.isEmpty { return [] }
+            let ordered = SRVRecord.ordered(records.filter { !$0.target.isEmpty }) { Int.random(in: 0...max(0, $0)) }
+            if ordered.isEmpty { return [(host: domain, port: 5269)] }
+            return ordered.map { (host: $0.target, port: Int($0.port)) }
+        }
+    }
+
+    /// Tries the candidates in order until one connects.
+    private func connect(_ bound: NIOLoopBound<OutboundLink>, _ candidates: ArraySlice<(host: String, port: Int)>, timeout: Scheduled<Void>) {
+        guard let candidate = candidates.first else { return }
+        let configuration = self.configuration
         ClientBootstrap(group: eventLoop)
             .connectTimeout(.seconds(10))
             .channelInitializer { channel in
@@ -237,21 +259,25 @@ public final class S2SService: @unchecked Sendable {
                     try channel.pipeline.syncOperations.addHandler(OutboundLinkHandler(link: bound.value, configuration: configuration))
                 }
             }
-            .connect(host: route.host, port: route.port)
+            .connect(host: candidate.host, port: candidate.port)
             .whenComplete { result in
-                if case .failure(let error) = result {
+                guard case .failure(let error) = result else { return }
+                if candidates.count > 1 {
+                    self.connect(bound, candidates.dropFirst(), timeout: timeout)
+                } else {
                     timeout.cancel()
-                    bound.value.failed(NegotiationFailure(.remoteServerNotFound, "cannot connect to \(to.domainpart): \(error)"))
+                    bound.value.failed(NegotiationFailure(.remoteServerNotFound, "cannot connect to \(bound.value.remoteDomain): \(error)"))
                 }
             }
     }
-
-    func event(_ event: S2SEvent) { onEvent(event) }
 
     func linkClosed(_ link: OutboundLink) {
         let key = link.localDomain + " " + link.remoteDomain
         if links[key] === link { links[key] = nil }
     }
+
+    func event(_ event: S2SEvent) { onEvent(event) }
+
 
     private lazy var responder = ServedDomainResponder(servedDomains: configuration.servedDomains)
     /// Our outstanding pings, by id, and the link each tests.

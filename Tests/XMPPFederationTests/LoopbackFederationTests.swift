@@ -125,9 +125,11 @@ struct LoopbackFederationTests {
         #expect(await b.inbox.wait(seconds: 1) { $0.firstChild("body")?.text == "should not pass" } == nil)
     }
 
-    @Test("a stanza for a domain with no route bounces with remote-server-not-found")
-    func noRoute() async throws {
-        let side = try await Self.start("sip.test", tls: nil, ca: nil, secret: "s", policy: .secure)
+    @Test("a stanza for a domain that cannot be reached bounces with remote-server-not-found")
+    func unreachable() async throws {
+        // A route to a closed port on loopback: the connection is refused.
+        let side = try await Self.start("sip.test", tls: nil, ca: nil, secret: "s", policy: .secure,
+                                        routes: ["nowhere.test": (host: "127.0.0.1", port: 1)])
         defer { _ = side.service.shutdown() }
         side.service.send(Self.message(from: "romeo@sip.test", to: "juliet@nowhere.test", "lost"))
         let bounce = await side.inbox.wait { $0.attribute("type") == "error" }

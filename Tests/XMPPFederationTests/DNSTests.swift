@@ -1,0 +1,160 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import Testing
+import XMLCore
+import XMPPCore
+@testable import XMPPFederation
+
+/// A DNS server on loopback that answers SRV queries from a table, writing the answer bytes by
+/// hand (with a compression pointer), independently of the code under test.
+final class FakeDNS: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    typealias OutboundOut = AddressedEnvelope<ByteBuffer>
+
+    /// name (with trailing dot) → records; absent names are NXDOMAIN.
+    let table: [String: [SRVRecord]]
+    private(set) var channel: (any Channel)?
+
+    init(_ table: [String: [SRVRecord]]) { self.table = table }
+
+    func start(on group: any EventLoopGroup) async throws -> Int {
+        let channel = try await DatagramBootstrap(group: group)
+            .channelInitializer { channel in channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(self) } }
+            .bind(host: "127.0.0.1", port: 0).get()
+        self.channel = channel
+        return channel.localAddress!.port!
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let envelope = unwrapInboundIn(data)
+        let query = Array(envelope.data.readableBytesView)
+        // The question's name, read label by label.
+        var labels: [String] = []
+        var offset = 12
+        while offset < query.count, query[offset] != 0 {
+            let length = Int(query[offset])
+            labels.append(String(decoding: query[(offset + 1)..<(offset + 1 + length)], as: UTF8.self))
+            offset += 1 + length
+        }
+        let name = labels.joined(separator: ".") + "."
+        let question = Array(query[12..<(offset + 5)])
+        var answer: [UInt8] = [query[0], query[1], 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0]
+        guard let records = table[name] else {
+            answer[3] = 0x83  // NXDOMAIN
+            answer.append(contentsOf: question)
+            send(answer, to: envelope.remoteAddress, context)
+            return
+        }
+        answer[7] = UInt8(records.count)
+        answer.append(contentsOf: question)
+        for record in records {
+            answer += [0xC0, 12]  // the owner name: a pointer to the question
+            answer += [0, 33, 0, 1, 0, 0, 0, 60]
+            var target: [UInt8] = []
+            for label in record.target.split(separator: ".") { target.append(UInt8(label.utf8.count)); target += Array(label.utf8) }
+            target.append(0)
+            let rdata: [UInt8] = [UInt8(record.priority >> 8), UInt8(record.priority & 0xFF), UInt8(record.weight >> 8), UInt8(record.weight & 0xFF),
+                                  UInt8(record.port >> 8), UInt8(record.port & 0xFF)] + target
+            answer += [UInt8(rdata.count >> 8), UInt8(rdata.count & 0xFF)] + rdata
+        }
+        send(answer, to: envelope.remoteAddress, context)
+    }
+
+    private func send(_ bytes: [UInt8], to address: SocketAddress, _ context: ChannelHandlerContext) {
+        var buffer = context.channel.allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        context.writeAndFlush(wrapOutboundOut(AddressedEnvelope(remoteAddress: address, data: buffer)), promise: nil)
+    }
+}
+
+struct DNSMessageTests {
+    @Test("an SRV answer with a compressed owner name parses")
+    func parse() throws {
+        let query = DNSMessage.query(id: 0x1234, name: "_xmpp-server._tcp.capulet.lit.", type: DNSMessage.typeSRV)
+        #expect(Array(query[12...]).starts(with: [12] + Array("_xmpp-server".utf8) + [4] + Array("_tcp".utf8)))
+        var response = [UInt8](query)
+        response[2] = 0x81
+        response[3] = 0x80
+        response[7] = 1
+        response += [0xC0, 12, 0, 33, 0, 1, 0, 0, 0, 60, 0, 13, 0, 5, 0, 10, 0x14, 0x95]
+        response += [4] + Array("xmpp".utf8) + [0xC0, 30]  // "xmpp." + pointer to "capulet.lit" in the question
+        let records = try DNSMessage.srvAnswers(response, id: 0x1234)
+        #expect(records == [SRVRecord(priority: 5, weight: 10, port: 5269, target: "xmpp.capulet.lit")])
+        #expect(throws: DNSMessage.ParseError.notAnAnswer) { try DNSMessage.srvAnswers(response, id: 0x9999) }
+        var nxdomain = [UInt8](query)
+        nxdomain[2] = 0x81
+        nxdomain[3] = 0x83
+        #expect(try DNSMessage.srvAnswers(nxdomain, id: 0x1234) == [])
+    }
+
+    @Test("a compression loop or truncation is refused, not followed forever")
+    func hostile() {
+        var loop: [UInt8] = [0, 1, 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0]
+        loop += [0xC0, 12, 0, 33, 0, 1]  // a question whose name points at itself
+        #expect(throws: DNSMessage.ParseError.self) { try DNSMessage.srvAnswers(loop, id: 1) }
+        #expect(throws: DNSMessage.ParseError.self) { try DNSMessage.srvAnswers([0, 1, 0x81], id: 1) }
+    }
+
+    @Test("records are ordered by priority, then weighted (RFC 2782)")
+    func ordering() {
+        let records = [
+            SRVRecord(priority: 20, weight: 0, port: 1, target: "c"), SRVRecord(priority: 10, weight: 1, port: 2, target: "a"),
+            SRVRecord(priority: 10, weight: 99, port: 3, target: "b"),
+        ]
+        // random picks the top of the range: the heaviest record comes first.
+        #expect(SRVRecord.ordered(records) { $0 }.map(\.target) == ["b", "a", "c"])
+        // random picks 0: the zero-weight-first order is kept.
+        #expect(SRVRecord.ordered(records) { _ in 0 }.map(\.target) == ["a", "b", "c"])
+    }
+}
+
+@Suite(.serialized)
+struct SRVDiscoveryTests {
+    static func service(_ domain: String, dns: Int, inbox: LoopbackFederationTests.Inbox) async throws -> (S2SService, Int) {
+        var configuration = S2SConfiguration(servedDomains: [domain], dialbackSecret: "s-\(domain)",
+                                             defaultPolicy: PeerPolicy(tls: .optional, requireValidCertificate: false), listenPort: 0)
+        configuration.dnsServer = (host: "127.0.0.1", port: dns)
+        let service = S2SService(configuration: configuration, eventLoop: LoopbackFederationTests.group.next(), onStanza: { inbox.add($0) })
+        return (service, try await service.start().get())
+    }
+
+    @Test("a peer is found through _xmpp-server._tcp SRV, skipping a dead first target (RFC 6120 §3.2)")
+    func srv() async throws {
+        let inboxA = LoopbackFederationTests.Inbox(), inboxB = LoopbackFederationTests.Inbox()
+        // b first, to learn its port; a dead port (closed listener) is tried first.
+        let (b, bPort) = try await Self.service("capulet.test", dns: 1, inbox: inboxB)
+        let dead = try await ServerBootstrap(group: LoopbackFederationTests.group).bind(host: "127.0.0.1", port: 0).get()
+        let deadPort = dead.localAddress!.port!
+        try await dead.close()
+        let dns = FakeDNS(["_xmpp-server._tcp.capulet.test.": [
+            SRVRecord(priority: 1, weight: 0, port: UInt16(deadPort), target: "127.0.0.1"),
+            SRVRecord(priority: 2, weight: 0, port: UInt16(bPort), target: "127.0.0.1"),
+        ]])
+        let dnsPort = try await dns.start(on: LoopbackFederationTests.group)
+        let (a, aPort) = try await Self.service("sip.test", dns: dnsPort, inbox: inboxA)
+        try await b.addRoute("sip.test", host: "127.0.0.1", port: aPort).get()
+        defer {
+            _ = a.shutdown()
+            _ = b.shutdown()
+            _ = dns.channel?.close()
+        }
+        a.send(LoopbackFederationTests.message(from: "romeo@sip.test", to: "juliet@capulet.test", "found by SRV"))
+        #expect(await inboxB.wait { $0.firstChild("body")?.text == "found by SRV" } != nil)
+    }
+
+    @Test("an SRV target of '.' means no XMPP service: the stanza bounces at once")
+    func noService() async throws {
+        let dns = FakeDNS(["_xmpp-server._tcp.nowhere.test.": [SRVRecord(priority: 0, weight: 0, port: 0, target: "")]])
+        let dnsPort = try await dns.start(on: LoopbackFederationTests.group)
+        let inbox = LoopbackFederationTests.Inbox()
+        let (a, _) = try await Self.service("sip.test", dns: dnsPort, inbox: inbox)
+        defer {
+            _ = a.shutdown()
+            _ = dns.channel?.close()
+        }
+        a.send(LoopbackFederationTests.message(from: "romeo@sip.test", to: "juliet@nowhere.test", "lost"))
+        let bounce = await inbox.wait(seconds: 5) { $0.attribute("type") == "error" }
+        #expect(bounce?.firstChild("error")?.firstChild("remote-server-not-found") != nil)
+    }
+}
