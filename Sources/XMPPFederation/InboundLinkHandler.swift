@@ -36,7 +36,42 @@ final class InboundLinkHandler: ChannelInboundHandler, RemovableChannelHandler {
             StreamWrite.close(error, context)
             return
         }
-        for event in events { perform(negotiation.received(event), context) }
+        if paused {
+            backlog.append(contentsOf: events)
+            return
+        }
+        process(events[...], context)
+    }
+
+    /// Events read while the peer was over its rate wait here, in order (at most about one
+    /// read's worth, since reading stops meanwhile).
+    private var backlog: [XMPPStreamEvent] = []
+    private var paused = false
+
+    private func process(_ events: ArraySlice<XMPPStreamEvent>, _ context: ChannelHandlerContext) {
+        var index = events.startIndex
+        while index < events.endIndex {
+            let pause = perform(negotiation.received(events[index]), context)
+            index += 1
+            if let pause {
+                // Over the per-peer rate: hold the rest, stop reading, resume after the pause.
+                paused = true
+                backlog = Array(events[index...]) + backlog
+                let channel = context.channel
+                try? channel.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
+                let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                context.eventLoop.scheduleTask(in: pause) {
+                    let (handler, context) = bound.value
+                    handler.paused = false
+                    let pending = handler.backlog
+                    handler.backlog = []
+                    try? channel.syncOptions?.setOption(ChannelOptions.autoRead, value: true)
+                    channel.read()
+                    handler.process(pending[...], context)
+                }
+                return
+            }
+        }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -53,7 +88,11 @@ final class InboundLinkHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.close(promise: nil)
     }
 
-    private func perform(_ actions: [InboundNegotiation.Action], _ context: ChannelHandlerContext) {
+    /// Carries out the actions; returns how long to pause when a delivered stanza put its peer
+    /// over the rate.
+    @discardableResult
+    private func perform(_ actions: [InboundNegotiation.Action], _ context: ChannelHandlerContext) -> TimeAmount? {
+        var pause: TimeAmount? = nil
         for action in actions {
             switch action {
             case .sendHeader(let header): StreamWrite.header(header, context)
@@ -77,10 +116,15 @@ final class InboundLinkHandler: ChannelInboundHandler, RemovableChannelHandler {
                 }
             case .deliver(let element):
                 service.deliver(element)
+                // Per-peer rate limit: pause this stream instead of dropping anything.
+                if let domain = element.attribute("from").flatMap({ try? JID(parsing: $0) })?.domainpart {
+                    pause = service.admit(from: domain)
+                }
             case .close(let error, _):
                 StreamWrite.close(error, context)
             }
         }
+        return pause
     }
 }
 

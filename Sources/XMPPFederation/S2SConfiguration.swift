@@ -23,6 +23,10 @@ public struct S2SConfiguration: Sendable {
     public var defaultPolicy: PeerPolicy
     /// Static routes: peer domain → host and port. Other domains are found through DNS.
     public var routes: [String: (host: String, port: Int)]
+    /// Inbound stanzas per second per peer domain, with bursts up to `burst`. Beyond it the
+    /// gateway stops reading that peer's streams for a while (TCP pushes back); nothing is
+    /// dropped.
+    public var peerRate: (perSecond: Double, burst: Double) = (500, 2000)
     /// The DNS server for SRV lookups; `nil` uses the first nameserver of /etc/resolv.conf.
     public var dnsServer: (host: String, port: Int)?
     public var listenHost: String

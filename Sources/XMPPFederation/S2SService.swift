@@ -40,6 +40,7 @@ final class OutboundLink {
     func established(_ channel: any Channel, method: AuthenticationMethod) {
         state = .established(channel)
         service?.event(.outboundUp(local: localDomain, remote: remoteDomain, method))
+        service?.connectionSucceeded(to: remoteDomain)
         startLiveness(channel)
         let queued = pending
         pending = []
@@ -51,6 +52,7 @@ final class OutboundLink {
     func failed(_ failure: NegotiationFailure) {
         livenessTask?.cancel()
         livenessTask = nil
+        if case .connecting = state { service?.connectionFailed(to: remoteDomain) }
         let queued = pending
         pending = []
         state = .closed
@@ -224,13 +226,17 @@ public final class S2SService: @unchecked Sendable {
             let link = bound.value
             if case .connecting = link.state { link.failed(NegotiationFailure(.remoteServerTimeout, "\(to.domainpart) did not authenticate in time")) }
         }
-        candidates(for: to.domainpart).whenSuccess { candidates in
-            guard !candidates.isEmpty else {
-                timeout.cancel()
-                bound.value.failed(NegotiationFailure(.remoteServerNotFound, "\(to.domainpart) offers no XMPP service (SRV target '.')"))
-                return
+        // After a failure, wait out the domain's backoff; stanzas queue meanwhile.
+        let wait = reconnect[to.domainpart].map { $0.notBefore - .now() } ?? .zero
+        eventLoop.scheduleTask(in: max(.zero, wait)) {
+            self.candidates(for: to.domainpart).whenSuccess { candidates in
+                guard !candidates.isEmpty else {
+                    timeout.cancel()
+                    bound.value.failed(NegotiationFailure(.remoteServerNotFound, "\(to.domainpart) offers no XMPP service (SRV target '.')"))
+                    return
+                }
+                self.connect(bound, candidates[...], timeout: timeout)
             }
-            self.connect(bound, candidates[...], timeout: timeout)
         }
     }
 
@@ -282,6 +288,31 @@ public final class S2SService: @unchecked Sendable {
     private lazy var responder = ServedDomainResponder(servedDomains: configuration.servedDomains)
     /// Our outstanding pings, by id, and the link each tests.
     private var pings: [String: OutboundLink] = [:]
+    /// Inbound rate per peer domain, shared by all its streams.
+    private var buckets: [String: TokenBucket] = [:]
+    /// Domains whose last connection failed: when the next attempt may start (with jitter).
+    private var reconnect: [String: (backoff: Backoff, notBefore: NIODeadline)] = [:]
+
+    /// Charges one inbound stanza to `domain`; the pause the stream should take, if any.
+    func admit(from domain: String) -> TimeAmount? {
+        let now = NIODeadline.now()
+        var bucket = buckets[domain] ?? TokenBucket(rate: configuration.peerRate.perSecond, burst: configuration.peerRate.burst, now: now)
+        let pause = bucket.take(now: now)
+        buckets[domain] = bucket
+        return pause
+    }
+
+    /// A link to `domain` failed: the next attempt waits (exponential backoff with jitter).
+    func connectionFailed(to domain: String) {
+        var entry = reconnect[domain] ?? (Backoff(base: 1, cap: 300), .now())
+        let delay = entry.backoff.next(random: Double.random(in: 0..<1))
+        entry.notBefore = .now() + .milliseconds(Int64(delay * 1000))
+        reconnect[domain] = entry
+    }
+
+    func connectionSucceeded(to domain: String) {
+        reconnect[domain] = nil
+    }
 
     func pingSent(id: String, link: OutboundLink) { pings[id] = link }
 

@@ -158,3 +158,66 @@ struct SRVDiscoveryTests {
         #expect(bounce?.firstChild("error")?.firstChild("remote-server-not-found") != nil)
     }
 }
+
+struct RateAndBackoffTests {
+    @Test("the token bucket allows the burst, then paces to the rate")
+    func bucket() {
+        let start = NIODeadline.uptimeNanoseconds(1_000_000_000)
+        var bucket = TokenBucket(rate: 10, burst: 3, now: start)
+        #expect(bucket.take(now: start) == nil)
+        #expect(bucket.take(now: start) == nil)
+        #expect(bucket.take(now: start) == nil)
+        let pause = bucket.take(now: start)
+        #expect(pause == .milliseconds(100))
+        // A second later the bucket has refilled (to its burst, not beyond).
+        let later = start + .seconds(1)
+        #expect(bucket.take(now: later) == nil)
+        #expect(bucket.take(now: later) == nil)
+        #expect(bucket.take(now: later) == nil)
+        #expect(bucket.take(now: later) != nil)
+    }
+
+    @Test("a peer over its rate is slowed down, and every stanza still arrives")
+    func rateLimited() async throws {
+        let inboxB = LoopbackFederationTests.Inbox()
+        var limited = S2SConfiguration(servedDomains: ["capulet.test"], dialbackSecret: "b",
+                                       defaultPolicy: PeerPolicy(tls: .optional, requireValidCertificate: false), listenPort: 0)
+        limited.peerRate = (perSecond: 100, burst: 10)
+        let b = S2SService(configuration: limited, eventLoop: LoopbackFederationTests.group.next(), onStanza: { inboxB.add($0) })
+        let bPort = try await b.start().get()
+        let a = S2SService(configuration: .init(servedDomains: ["sip.test"], dialbackSecret: "a",
+                                                defaultPolicy: PeerPolicy(tls: .optional, requireValidCertificate: false), listenPort: 0),
+                           eventLoop: LoopbackFederationTests.group.next(), onStanza: { _ in })
+        let aPort = try await a.start().get()
+        defer { _ = a.shutdown(); _ = b.shutdown() }
+        try await a.addRoute("capulet.test", host: "127.0.0.1", port: bPort).get()
+        try await b.addRoute("sip.test", host: "127.0.0.1", port: aPort).get()
+        let start = Date()
+        for index in 0..<60 { a.send(LoopbackFederationTests.message(from: "romeo@sip.test", to: "juliet@capulet.test", "m\(index)")) }
+        #expect(await inboxB.wait(seconds: 10) { $0.firstChild("body")?.text == "m59" } != nil)
+        // 60 stanzas at 100/s after a burst of 10 take at least about half a second.
+        #expect(Date().timeIntervalSince(start) > 0.4)
+        for index in 0..<60 {
+            #expect(await inboxB.wait(seconds: 0.01) { $0.firstChild("body")?.text == "m\(index)" } != nil, "m\(index) lost")
+        }
+    }
+
+    @Test("after a failed connection the next attempt to that domain waits out a backoff")
+    func reconnectBackoff() async throws {
+        let inbox = LoopbackFederationTests.Inbox()
+        let a = S2SService(configuration: .init(servedDomains: ["sip.test"], dialbackSecret: "a", routes: ["down.test": (host: "127.0.0.1", port: 1)],
+                                                listenPort: 0), eventLoop: LoopbackFederationTests.group.next(), onStanza: { inbox.add($0) })
+        _ = try await a.start().get()
+        defer { _ = a.shutdown() }
+        let first = Date()
+        a.send(LoopbackFederationTests.message(from: "romeo@sip.test", to: "juliet@down.test", "one"))
+        #expect(await inbox.wait { $0.attribute("type") == "error" && $0.firstChild("body")?.text == "one" } != nil)
+        let firstElapsed = Date().timeIntervalSince(first)
+        let second = Date()
+        a.send(LoopbackFederationTests.message(from: "romeo@sip.test", to: "juliet@down.test", "two"))
+        #expect(await inbox.wait { $0.attribute("type") == "error" && $0.firstChild("body")?.text == "two" } != nil)
+        // The refusal itself takes milliseconds; the second attempt waited at least the minimum backoff.
+        #expect(firstElapsed < 0.5)
+        #expect(Date().timeIntervalSince(second) >= 0.09)
+    }
+}
