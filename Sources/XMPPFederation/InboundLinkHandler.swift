@@ -14,10 +14,11 @@ final class InboundLinkHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let service: S2SService
     private let configuration: S2SConfiguration
 
-    init(service: S2SService, configuration: S2SConfiguration) {
+    init(service: S2SService, configuration: S2SConfiguration, directTLS: Bool = false) {
         self.service = service
         self.configuration = configuration
-        self.negotiation = InboundNegotiation(configuration.inboundConfiguration, streamIDs: (0..<4).map { _ in Self.streamID() })
+        self.negotiation = InboundNegotiation(
+            configuration.inboundConfiguration, streamIDs: (0..<4).map { _ in Self.streamID() }, directTLS: directTLS)
     }
 
     /// Unpredictable stream ids: the dialback key depends on them (XEP-0185 §3).

@@ -12,17 +12,19 @@ final class OutboundLinkHandler: ChannelInboundHandler, RemovableChannelHandler 
     private let input = StreamInput()
     private let link: OutboundLink
     private let configuration: S2SConfiguration
+    private let directTLS: Bool
 
-    init(link: OutboundLink, configuration: S2SConfiguration) {
+    init(link: OutboundLink, configuration: S2SConfiguration, directTLS: Bool = false) {
         self.link = link
         self.configuration = configuration
+        self.directTLS = directTLS
         self.negotiation = OutboundNegotiation(.init(
             localDomain: link.localDomain, remoteDomain: link.remoteDomain, policy: configuration.policy(for: link.remoteDomain),
             hasCertificate: configuration.tls != nil, dialbackSecret: configuration.dialbackSecret))
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        perform(negotiation.connected(), context)
+        perform(negotiation.connected(directTLS: directTLS), context)
         context.fireChannelActive()
     }
 
@@ -65,7 +67,8 @@ final class OutboundLinkHandler: ChannelInboundHandler, RemovableChannelHandler 
             case .resetReader: input.reset()
             case .startTLS:
                 do {
-                    let tls = try NIOSSLClientHandler(context: configuration.clientContext(for: link.remoteDomain), serverHostname: link.remoteDomain)
+                    let tls = try NIOSSLClientHandler(
+                        context: configuration.clientContext(for: link.remoteDomain, directTLS: directTLS), serverHostname: link.remoteDomain)
                     try context.pipeline.syncOperations.addHandler(tls, position: .first)
                 } catch {
                     perform(negotiation.tlsFailed("\(error)"), context)

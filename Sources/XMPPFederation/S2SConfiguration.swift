@@ -31,6 +31,8 @@ public struct S2SConfiguration: Sendable {
     public var dnsServer: (host: String, port: Int)?
     public var listenHost: String
     public var listenPort: Int
+    /// A second listener where connections start with TLS (XEP-0368), if set.
+    public var directTLSPort: Int?
     /// Seconds to wait for a link to authenticate before bouncing its queue.
     public var establishTimeout: Int64
     /// Liveness of established links, in milliseconds: a whitespace keepalive when nothing was
@@ -68,6 +70,7 @@ public struct S2SConfiguration: Sendable {
         self.dnsServer = nil
         self.listenHost = listenHost
         self.listenPort = listenPort
+        self.directTLSPort = nil
         self.establishTimeout = establishTimeout
         self.liveness = liveness
     }
@@ -94,8 +97,10 @@ public struct S2SConfiguration: Sendable {
     /// The client side toward `domain`: full verification when the policy wants a valid
     /// certificate (a failure ends the handshake), none otherwise; our certificate goes along
     /// as the client certificate for SASL EXTERNAL.
-    func clientContext(for domain: String) throws -> NIOSSLContext {
+    func clientContext(for domain: String, directTLS: Bool = false) throws -> NIOSSLContext {
         var configuration = TLSConfiguration.makeClientConfiguration()
+        // XEP-0368 §3: direct TLS connections announce the protocol with ALPN.
+        if directTLS { configuration.applicationProtocols = ["xmpp-server"] }
         configuration.trustRoots = trustRoots()
         configuration.certificateVerification = policy(for: domain).requireValidCertificate ? .fullVerification : .none
         if let (chain, key) = try identity() {
@@ -107,9 +112,10 @@ public struct S2SConfiguration: Sendable {
 
     /// The server side for a peer: a presented client certificate must validate (it decides
     /// SASL EXTERNAL) unless the peer's policy does not ask for valid certificates.
-    func serverContext(for peerDomain: String?) throws -> NIOSSLContext? {
+    func serverContext(for peerDomain: String?, directTLS: Bool = false) throws -> NIOSSLContext? {
         guard let (chain, key) = try identity() else { return nil }
         var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: key)
+        if directTLS { configuration.applicationProtocols = ["xmpp-server"] }
         configuration.trustRoots = trustRoots()
         let policy = peerDomain.map(self.policy(for:)) ?? defaultPolicy
         configuration.certificateVerification = policy.requireValidCertificate ? .optionalVerification : .none

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import NIOSSL
 import XMLCore
 import XMPPCore
 
@@ -173,8 +174,38 @@ public final class S2SService: @unchecked Sendable {
         eventLoop.submit { self.routes[domain] = (host: host, port: port) }
     }
 
-    /// Binds the listener; the future gives the port (useful with port 0 in tests).
+    private var directTLSListener: (any Channel)?
+
+    /// Binds the listener (and the direct TLS listener if configured); the future gives the
+    /// STARTTLS listener's port (useful with port 0 in tests).
     public func start() -> EventLoopFuture<Int> {
+        let plain = startListener()
+        guard let port = configuration.directTLSPort else { return plain }
+        return plain.flatMap { plainPort in self.startDirectTLSListener(port: port).map { _ in plainPort } }
+    }
+
+    /// The direct TLS listener's port, once started.
+    public var directTLSListenerPort: EventLoopFuture<Int?> {
+        eventLoop.submit { self.directTLSListener?.localAddress?.port }
+    }
+
+    private func startDirectTLSListener(port: Int) -> EventLoopFuture<Void> {
+        let configuration = self.configuration
+        return ServerBootstrap(group: eventLoop)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    // XEP-0368: TLS from the first byte; the peer is unknown until its header.
+                    guard let tls = try configuration.serverContext(for: nil, directTLS: true) else { throw S2SError.noCertificate }
+                    try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                    try channel.pipeline.syncOperations.addHandler(InboundLinkHandler(service: self, configuration: configuration, directTLS: true))
+                }
+            }
+            .bind(host: configuration.listenHost, port: port)
+            .map { channel in self.directTLSListener = channel }
+    }
+
+    private func startListener() -> EventLoopFuture<Int> {
         ServerBootstrap(group: eventLoop)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
@@ -195,6 +226,7 @@ public final class S2SService: @unchecked Sendable {
                 if case .established(let channel) = link.state { channel.close(promise: nil) }
             }
             self.links = [:]
+            self.directTLSListener?.close(promise: nil)
             return self.listener?.close() ?? self.eventLoop.makeSucceededVoidFuture()
         }
     }
@@ -242,27 +274,54 @@ public final class S2SService: @unchecked Sendable {
 
     /// Where to connect for `domain` (RFC 6120 §3.2): a static route; else the targets of
     /// `_xmpp-server._tcp.<domain>` in RFC 2782 order; else the domain itself on port 5269.
-    func candidates(for domain: String) -> EventLoopFuture<[(host: String, port: Int)]> {
-        if let route = routes[domain] { return eventLoop.makeSucceededFuture([route]) }
+    func candidates(for domain: String) -> EventLoopFuture<[Candidate]> {
+        if let route = routes[domain] { return eventLoop.makeSucceededFuture([Candidate(host: route.host, port: route.port, directTLS: false)]) }
         let server = configuration.dnsServer.flatMap { try? SocketAddress(ipAddress: $0.host, port: $0.port) } ?? SRVResolver.systemServer()
-        guard let server else { return eventLoop.makeSucceededFuture([(host: domain, port: 5269)]) }
-        return SRVResolver(server: server, eventLoop: eventLoop).srv("_xmpp-server._tcp.\(domain).").map { records in
-            if records.count == 1, records[0].target.isEmpty { return [] }
-            let ordered = SRVRecord.ordered(records.filter { !$0.target.isEmpty }) { Int.random(in: 0...max(0, $0)) }
-            if ordered.isEmpty { return [(host: domain, port: 5269)] }
-            return ordered.map { (host: $0.target, port: Int($0.port)) }
+        guard let server else { return eventLoop.makeSucceededFuture([Candidate(host: domain, port: 5269, directTLS: false)]) }
+        let resolver = SRVResolver(server: server, eventLoop: eventLoop)
+        // XEP-0368 §3: look up direct TLS and STARTTLS services together, and merge them.
+        let direct = configuration.tls == nil ? eventLoop.makeSucceededFuture([SRVRecord]()) : resolver.srv("_xmpps-server._tcp.\(domain).")
+        return direct.and(resolver.srv("_xmpp-server._tcp.\(domain).")).map { tlsRecords, plainRecords in
+            Self.merge(domain: domain, directTLS: tlsRecords, startTLS: plainRecords) { Int.random(in: 0...max(0, $0)) }
         }
     }
 
+    /// Where a link may connect.
+    struct Candidate: Hashable, Sendable {
+        var host: String
+        var port: Int
+        var directTLS: Bool
+    }
+
+    /// RFC 2782 order per service; at equal priority direct TLS comes first (XEP-0368 §3).
+    /// A lone '.' target means the service is not offered; no records at all fall back to the
+    /// domain on 5269 (RFC 6120 §3.2.2).
+    static func merge(domain: String, directTLS: [SRVRecord], startTLS: [SRVRecord], random: (Int) -> Int) -> [Candidate] {
+        func usable(_ records: [SRVRecord]) -> [SRVRecord] {
+            records.count == 1 && records[0].target.isEmpty ? [] : records.filter { !$0.target.isEmpty }
+        }
+        let tls = SRVRecord.ordered(usable(directTLS), random: random).map { ($0.priority, Candidate(host: $0.target, port: Int($0.port), directTLS: true)) }
+        let plain = SRVRecord.ordered(usable(startTLS), random: random).map { ($0.priority, Candidate(host: $0.target, port: Int($0.port), directTLS: false)) }
+        if tls.isEmpty && plain.isEmpty {
+            let refused = (startTLS.count == 1 && startTLS[0].target.isEmpty) && (directTLS.isEmpty || (directTLS.count == 1 && directTLS[0].target.isEmpty))
+            return refused ? [] : [Candidate(host: domain, port: 5269, directTLS: false)]
+        }
+        // A stable merge by priority keeps each service's own order; direct TLS wins ties.
+        return (tls + plain).enumerated().sorted { a, b in
+            (a.element.0, a.element.1.directTLS ? 0 : 1, a.offset) < (b.element.0, b.element.1.directTLS ? 0 : 1, b.offset)
+        }.map { $0.element.1 }
+    }
+
     /// Tries the candidates in order until one connects.
-    private func connect(_ bound: NIOLoopBound<OutboundLink>, _ candidates: ArraySlice<(host: String, port: Int)>, timeout: Scheduled<Void>) {
+    private func connect(_ bound: NIOLoopBound<OutboundLink>, _ candidates: ArraySlice<Candidate>, timeout: Scheduled<Void>) {
         guard let candidate = candidates.first else { return }
         let configuration = self.configuration
         ClientBootstrap(group: eventLoop)
             .connectTimeout(.seconds(10))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(OutboundLinkHandler(link: bound.value, configuration: configuration))
+                    try channel.pipeline.syncOperations.addHandler(
+                        OutboundLinkHandler(link: bound.value, configuration: configuration, directTLS: candidate.directTLS))
                 }
             }
             .connect(host: candidate.host, port: candidate.port)

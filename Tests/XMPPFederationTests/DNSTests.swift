@@ -109,6 +109,25 @@ struct DNSMessageTests {
     }
 }
 
+struct CandidateOrderTests {
+    @Test("direct TLS and STARTTLS records merge by priority, direct TLS first on ties (XEP-0368 §3)")
+    func merge() {
+        let tls = [SRVRecord(priority: 10, weight: 0, port: 5223, target: "tls.example")]
+        let plain = [SRVRecord(priority: 5, weight: 0, port: 5269, target: "a.example"), SRVRecord(priority: 10, weight: 0, port: 5269, target: "b.example")]
+        let merged = S2SService.merge(domain: "example", directTLS: tls, startTLS: plain) { _ in 0 }
+        #expect(merged.map(\.host) == ["a.example", "tls.example", "b.example"])
+        #expect(merged.map(\.directTLS) == [false, true, false])
+    }
+
+    @Test("no records fall back to the domain on 5269; a lone '.' refuses (RFC 6120 §3.2)")
+    func fallback() {
+        #expect(S2SService.merge(domain: "example", directTLS: [], startTLS: []) { _ in 0 }.map(\.port) == [5269])
+        let none = [SRVRecord(priority: 0, weight: 0, port: 0, target: "")]
+        #expect(S2SService.merge(domain: "example", directTLS: [], startTLS: none) { _ in 0 }.isEmpty)
+        #expect(S2SService.merge(domain: "example", directTLS: none, startTLS: none) { _ in 0 }.isEmpty)
+    }
+}
+
 @Suite(.serialized)
 struct SRVDiscoveryTests {
     static func service(_ domain: String, dns: Int, inbox: LoopbackFederationTests.Inbox) async throws -> (S2SService, Int) {
@@ -141,6 +160,39 @@ struct SRVDiscoveryTests {
         }
         a.send(LoopbackFederationTests.message(from: "romeo@sip.test", to: "juliet@capulet.test", "found by SRV"))
         #expect(await inboxB.wait { $0.firstChild("body")?.text == "found by SRV" } != nil)
+    }
+
+    @Test("direct TLS found through _xmpps-server._tcp, then SASL EXTERNAL inside it (XEP-0368)")
+    func directTLS() async throws {
+        let pki = try TestPKI()
+        let (aCert, aKey) = try pki.leaf("sip", dnsNames: ["sip.test"])
+        let (bCert, bKey) = try pki.leaf("capulet", dnsNames: ["capulet.test"])
+        let events = LinkLivenessTests.Events()
+        let inboxB = LoopbackFederationTests.Inbox()
+        var bConfiguration = S2SConfiguration(servedDomains: ["capulet.test"], tls: .init(certificateChainPath: bCert, privateKeyPath: bKey),
+                                              trustedCAPath: pki.path("ca.crt"), dialbackSecret: "b", listenPort: 0)
+        bConfiguration.directTLSPort = 0
+        let b = S2SService(configuration: bConfiguration, eventLoop: LoopbackFederationTests.group.next(), onStanza: { inboxB.add($0) })
+        _ = try await b.start().get()
+        let directPort = try #require(try await b.directTLSListenerPort.get())
+        let dns = FakeDNS([
+            "_xmpps-server._tcp.capulet.test.": [SRVRecord(priority: 0, weight: 0, port: UInt16(directPort), target: "127.0.0.1")],
+            "_xmpp-server._tcp.capulet.test.": [SRVRecord(priority: 0, weight: 0, port: 0, target: "")],
+        ])
+        let dnsPort = try await dns.start(on: LoopbackFederationTests.group)
+        var aConfiguration = S2SConfiguration(servedDomains: ["sip.test"], tls: .init(certificateChainPath: aCert, privateKeyPath: aKey),
+                                              trustedCAPath: pki.path("ca.crt"), dialbackSecret: "a", listenPort: 0)
+        aConfiguration.dnsServer = (host: "127.0.0.1", port: dnsPort)
+        let a = S2SService(configuration: aConfiguration, eventLoop: LoopbackFederationTests.group.next(), onStanza: { _ in }, onEvent: { events.add($0) })
+        _ = try await a.start().get()
+        defer {
+            _ = a.shutdown()
+            _ = b.shutdown()
+            _ = dns.channel?.close()
+        }
+        a.send(LoopbackFederationTests.message(from: "romeo@sip.test", to: "juliet@capulet.test", "straight into TLS"))
+        #expect(await inboxB.wait { $0.firstChild("body")?.text == "straight into TLS" } != nil, "\(events.all)")
+        #expect(events.all.contains(.outboundUp(local: "sip.test", remote: "capulet.test", .saslExternal)))
     }
 
     @Test("an SRV target of '.' means no XMPP service: the stanza bounces at once")

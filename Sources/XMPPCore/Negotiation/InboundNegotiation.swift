@@ -67,10 +67,13 @@ public struct InboundNegotiation: Sendable {
 
     /// `streamIDs` supplies the ids of the header and of each restart: the shell passes fresh
     /// random values, tests fixed ones.
-    public init(_ configuration: Configuration, streamIDs: [String]) {
+    /// With `directTLS` (XEP-0368) the connection starts with TLS: call `tlsEstablished` when
+    /// the handshake completes, before any stream event.
+    public init(_ configuration: Configuration, streamIDs: [String], directTLS: Bool = false) {
         precondition(!streamIDs.isEmpty, "at least one stream id")
         self.configuration = configuration
         self.streamIDs = streamIDs
+        if directTLS { phase = .awaitingTLS }
     }
 
     public mutating func received(_ event: XMPPStreamEvent) -> [Action] {
@@ -256,7 +259,7 @@ public struct InboundNegotiation: Sendable {
 
     /// TLS is up; `peerCertificate` is the client certificate, if the peer sent one.
     public mutating func tlsEstablished(peerCertificate: PeerCertificate?) -> [Action] {
-        precondition(phase == .awaitingTLS, "tlsEstablished only after .startTLS")
+        precondition(phase == .awaitingTLS, "tlsEstablished only after .startTLS or on a direct TLS connection")
         if let peerDomain, configuration.policy(for: peerDomain).requireValidCertificate, let certificate = peerCertificate,
             !certificate.chainValid
         {

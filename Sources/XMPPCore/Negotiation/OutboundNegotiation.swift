@@ -66,9 +66,14 @@ public struct OutboundNegotiation: Sendable {
     }
 
     /// The TCP connection is up: open the stream. Always send `from` and declare `xmlns:db`
-    /// so legacy peers offer dialback (protocols.md §2.1 step 2).
-    public mutating func connected() -> [Action] {
+    /// so legacy peers offer dialback (protocols.md §2.1 step 2). With `directTLS` (XEP-0368)
+    /// TLS comes first: the stream opens once `tlsEstablished` is called.
+    public mutating func connected(directTLS: Bool = false) -> [Action] {
         precondition(phase == .idle, "connected() once")
+        if directTLS {
+            phase = .awaitingTLS
+            return [.startTLS]
+        }
         phase = .awaitingHeader
         return [.sendHeader(header)]
     }
