@@ -101,7 +101,9 @@ final class InboundLinkHandler: ChannelInboundHandler, RemovableChannelHandler {
             case .resetReader: input.reset()
             case .startTLS:
                 do {
-                    guard let tls = try configuration.serverContext(for: negotiation.peerDomain) else { throw S2SError.noCertificate }
+                    guard let tls = try configuration.serverContext(for: negotiation.peerDomain, localDomain: negotiation.localDomain) else {
+                        throw S2SError.noCertificate
+                    }
                     try context.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls), position: .first)
                 } catch {
                     context.close(promise: nil)

@@ -20,7 +20,7 @@ final class OutboundLinkHandler: ChannelInboundHandler, RemovableChannelHandler 
         self.directTLS = directTLS
         self.negotiation = OutboundNegotiation(.init(
             localDomain: link.localDomain, remoteDomain: link.remoteDomain, policy: configuration.policy(for: link.remoteDomain),
-            hasCertificate: configuration.tls != nil, dialbackSecret: configuration.dialbackSecret))
+            hasCertificate: configuration.hasCertificate(for: link.localDomain), dialbackSecret: configuration.dialbackSecret))
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -68,7 +68,7 @@ final class OutboundLinkHandler: ChannelInboundHandler, RemovableChannelHandler 
             case .startTLS:
                 do {
                     let tls = try NIOSSLClientHandler(
-                        context: configuration.clientContext(for: link.remoteDomain, directTLS: directTLS), serverHostname: link.remoteDomain)
+                        context: configuration.clientContext(for: link.remoteDomain, from: link.localDomain, directTLS: directTLS), serverHostname: link.remoteDomain)
                     try context.pipeline.syncOperations.addHandler(tls, position: .first)
                 } catch {
                     perform(negotiation.tlsFailed("\(error)"), context)

@@ -15,7 +15,11 @@ public struct S2SConfiguration: Sendable {
     }
 
     public var servedDomains: Set<String>
+    /// The default certificate, used for served domains without their own.
     public var tls: TLSMaterial?
+    /// Per served domain certificates: chosen by the stream header's `to` for STARTTLS, by SNI
+    /// for direct TLS, and by our own domain as client certificate.
+    public var certificates: [String: TLSMaterial] = [:]
     /// A CA file to trust instead of the system store (private federations, tests).
     public var trustedCAPath: String?
     public var dialbackSecret: String
@@ -78,7 +82,8 @@ public struct S2SConfiguration: Sendable {
     public func policy(for domain: String) -> PeerPolicy { policies[domain] ?? defaultPolicy }
 
     var inboundConfiguration: InboundNegotiation.Configuration {
-        .init(servedDomains: servedDomains, policies: policies, defaultPolicy: defaultPolicy, tlsAvailable: tls != nil, dialbackSecret: dialbackSecret)
+        .init(servedDomains: servedDomains, policies: policies, defaultPolicy: defaultPolicy,
+              tlsAvailable: tls != nil || !certificates.isEmpty, dialbackSecret: dialbackSecret)
     }
 
     // MARK: TLS contexts
@@ -87,8 +92,11 @@ public struct S2SConfiguration: Sendable {
         trustedCAPath.map { .file($0) } ?? .default
     }
 
-    private func identity() throws -> ([NIOSSLCertificateSource], NIOSSLPrivateKeySource)? {
-        guard let tls else { return nil }
+    /// Whether a certificate exists for `domain` (its own or the default).
+    func hasCertificate(for domain: String) -> Bool { certificates[domain] != nil || tls != nil }
+
+    private func identity(for domain: String?) throws -> ([NIOSSLCertificateSource], NIOSSLPrivateKeySource)? {
+        guard let tls = domain.flatMap({ certificates[$0] }) ?? tls ?? certificates.values.first else { return nil }
         let chain = try NIOSSLCertificate.fromPEMFile(tls.certificateChainPath).map(NIOSSLCertificateSource.certificate)
         let key = try NIOSSLPrivateKey(file: tls.privateKeyPath, format: .pem)
         return (chain, .privateKey(key))
@@ -97,13 +105,13 @@ public struct S2SConfiguration: Sendable {
     /// The client side toward `domain`: full verification when the policy wants a valid
     /// certificate (a failure ends the handshake), none otherwise; our certificate goes along
     /// as the client certificate for SASL EXTERNAL.
-    func clientContext(for domain: String, directTLS: Bool = false) throws -> NIOSSLContext {
+    func clientContext(for domain: String, from localDomain: String, directTLS: Bool = false) throws -> NIOSSLContext {
         var configuration = TLSConfiguration.makeClientConfiguration()
         // XEP-0368 §3: direct TLS connections announce the protocol with ALPN.
         if directTLS { configuration.applicationProtocols = ["xmpp-server"] }
         configuration.trustRoots = trustRoots()
         configuration.certificateVerification = policy(for: domain).requireValidCertificate ? .fullVerification : .none
-        if let (chain, key) = try identity() {
+        if let (chain, key) = try identity(for: localDomain) {
             configuration.certificateChain = chain
             configuration.privateKey = key
         }
@@ -112,8 +120,8 @@ public struct S2SConfiguration: Sendable {
 
     /// The server side for a peer: a presented client certificate must validate (it decides
     /// SASL EXTERNAL) unless the peer's policy does not ask for valid certificates.
-    func serverContext(for peerDomain: String?, directTLS: Bool = false) throws -> NIOSSLContext? {
-        guard let (chain, key) = try identity() else { return nil }
+    func serverContext(for peerDomain: String?, localDomain: String?, directTLS: Bool = false) throws -> NIOSSLContext? {
+        guard let (chain, key) = try identity(for: localDomain) else { return nil }
         var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: key)
         if directTLS { configuration.applicationProtocols = ["xmpp-server"] }
         configuration.trustRoots = trustRoots()

@@ -1,6 +1,7 @@
 import NIOCore
 import NIOPosix
 import NIOSSL
+import NIOTLS
 import XMLCore
 import XMPPCore
 
@@ -195,10 +196,23 @@ public final class S2SService: @unchecked Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    // XEP-0368: TLS from the first byte; the peer is unknown until its header.
-                    guard let tls = try configuration.serverContext(for: nil, directTLS: true) else { throw S2SError.noCertificate }
-                    try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
-                    try channel.pipeline.syncOperations.addHandler(InboundLinkHandler(service: self, configuration: configuration, directTLS: true))
+                    // XEP-0368: TLS from the first byte. The certificate follows the SNI name the
+                    // peer asked for; the peer itself is unknown until its header.
+                    // The TLS handler goes right after the SNI handler, which then hands it the
+                    // ClientHello it buffered as it removes itself.
+                    let inbound = InboundLinkHandler(service: self, configuration: configuration, directTLS: true)
+                    let sni = ByteToMessageHandler(SNIHandler { result in
+                        var domain: String? = nil
+                        if case .hostname(let name) = result { domain = name.lowercased() }
+                        return channel.eventLoop.makeCompletedFuture {
+                            guard let tls = try configuration.serverContext(for: nil, localDomain: domain, directTLS: true) else {
+                                throw S2SError.noCertificate
+                            }
+                            try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls), position: .before(inbound))
+                        }
+                    })
+                    try channel.pipeline.syncOperations.addHandler(sni)
+                    try channel.pipeline.syncOperations.addHandler(inbound)
                 }
             }
             .bind(host: configuration.listenHost, port: port)
@@ -280,7 +294,8 @@ public final class S2SService: @unchecked Sendable {
         guard let server else { return eventLoop.makeSucceededFuture([Candidate(host: domain, port: 5269, directTLS: false)]) }
         let resolver = SRVResolver(server: server, eventLoop: eventLoop)
         // XEP-0368 §3: look up direct TLS and STARTTLS services together, and merge them.
-        let direct = configuration.tls == nil ? eventLoop.makeSucceededFuture([SRVRecord]()) : resolver.srv("_xmpps-server._tcp.\(domain).")
+        let direct = configuration.tls == nil && configuration.certificates.isEmpty
+            ? eventLoop.makeSucceededFuture([SRVRecord]()) : resolver.srv("_xmpps-server._tcp.\(domain).")
         return direct.and(resolver.srv("_xmpp-server._tcp.\(domain).")).map { tlsRecords, plainRecords in
             Self.merge(domain: domain, directTLS: tlsRecords, startTLS: plainRecords) { Int.random(in: 0...max(0, $0)) }
         }

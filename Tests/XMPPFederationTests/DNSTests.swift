@@ -195,6 +195,45 @@ struct SRVDiscoveryTests {
         #expect(events.all.contains(.outboundUp(local: "sip.test", remote: "capulet.test", .saslExternal)))
     }
 
+    @Test("each served domain presents its own certificate: by the stream's `to` with STARTTLS, by SNI with direct TLS")
+    func certificatePerDomain() async throws {
+        let pki = try TestPKI()
+        let (aCert, aKey) = try pki.leaf("sip", dnsNames: ["sip.test"])
+        let (capuletCert, capuletKey) = try pki.leaf("capulet", dnsNames: ["capulet.test"])
+        let (veronaCert, veronaKey) = try pki.leaf("verona", dnsNames: ["verona.test"])
+        let inboxB = LoopbackFederationTests.Inbox()
+        var bConfiguration = S2SConfiguration(servedDomains: ["capulet.test", "verona.test"], trustedCAPath: pki.path("ca.crt"),
+                                              dialbackSecret: "b", listenPort: 0)
+        bConfiguration.certificates = [
+            "capulet.test": .init(certificateChainPath: capuletCert, privateKeyPath: capuletKey),
+            "verona.test": .init(certificateChainPath: veronaCert, privateKeyPath: veronaKey),
+        ]
+        bConfiguration.directTLSPort = 0
+        let b = S2SService(configuration: bConfiguration, eventLoop: LoopbackFederationTests.group.next(), onStanza: { inboxB.add($0) })
+        let bPort = try await b.start().get()
+        let directPort = try #require(try await b.directTLSListenerPort.get())
+        let dns = FakeDNS([
+            "_xmpps-server._tcp.verona.test.": [SRVRecord(priority: 0, weight: 0, port: UInt16(directPort), target: "127.0.0.1")],
+            "_xmpp-server._tcp.verona.test.": [SRVRecord(priority: 0, weight: 0, port: 0, target: "")],
+        ])
+        let dnsPort = try await dns.start(on: LoopbackFederationTests.group)
+        var aConfiguration = S2SConfiguration(servedDomains: ["sip.test"], tls: .init(certificateChainPath: aCert, privateKeyPath: aKey),
+                                              trustedCAPath: pki.path("ca.crt"), dialbackSecret: "a",
+                                              routes: ["capulet.test": (host: "127.0.0.1", port: bPort)], listenPort: 0)
+        aConfiguration.dnsServer = (host: "127.0.0.1", port: dnsPort)
+        let a = S2SService(configuration: aConfiguration, eventLoop: LoopbackFederationTests.group.next(), onStanza: { _ in })
+        _ = try await a.start().get()
+        defer {
+            _ = a.shutdown()
+            _ = b.shutdown()
+            _ = dns.channel?.close()
+        }
+        a.send(LoopbackFederationTests.message(from: "romeo@sip.test", to: "juliet@capulet.test", "to capulet over STARTTLS"))
+        a.send(LoopbackFederationTests.message(from: "romeo@sip.test", to: "mercutio@verona.test", "to verona over direct TLS"))
+        #expect(await inboxB.wait { $0.firstChild("body")?.text == "to capulet over STARTTLS" } != nil)
+        #expect(await inboxB.wait { $0.firstChild("body")?.text == "to verona over direct TLS" } != nil)
+    }
+
     @Test("an SRV target of '.' means no XMPP service: the stanza bounces at once")
     func noService() async throws {
         let dns = FakeDNS(["_xmpp-server._tcp.nowhere.test.": [SRVRecord(priority: 0, weight: 0, port: 0, target: "")]])

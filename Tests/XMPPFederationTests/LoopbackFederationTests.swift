@@ -223,3 +223,70 @@ struct LinkLivenessTests {
         #expect(await events.wait { if case .outboundDown(_, _, let failure) = $0 { failure.reason.contains("ping") } else { false } }, "\(events.all)")
     }
 }
+
+/// A raw TCP peer that sends bytes and collects what the gateway answers until it closes.
+final class RawPeer: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    private let lock = NSLock()
+    private var received = ""
+    private let closed: EventLoopPromise<String>
+
+    init(eventLoop: any EventLoop) { closed = eventLoop.makePromise() }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buffer = unwrapInboundIn(data)
+        let text = buffer.readString(length: buffer.readableBytes) ?? ""
+        lock.withLock { received += text }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closed.succeed(lock.withLock { received })
+    }
+
+    /// Connects, sends `chunks`, and returns everything received before the gateway closed.
+    static func exchange(port: Int, _ chunks: [String]) async throws -> String {
+        let loop = LoopbackFederationTests.group.next()
+        let peer = RawPeer(eventLoop: loop)
+        let channel = try await ClientBootstrap(group: loop)
+            .channelInitializer { channel in channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(peer) } }
+            .connect(host: "127.0.0.1", port: port).get()
+        for chunk in chunks {
+            var buffer = channel.allocator.buffer(capacity: chunk.utf8.count)
+            buffer.writeString(chunk)
+            try await channel.writeAndFlush(buffer)
+        }
+        let timeout = loop.scheduleTask(in: .seconds(10)) { channel.close(promise: nil) }
+        defer { timeout.cancel() }
+        return try await peer.closed.futureResult.get()
+    }
+}
+
+struct StreamProtectionTests {
+    static let header = "<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' from='evil.test' to='sip.test' version='1.0'>"
+
+    static func gateway() async throws -> (S2SService, Int) {
+        let service = S2SService(configuration: .init(servedDomains: ["sip.test"], dialbackSecret: "s", listenPort: 0),
+                                 eventLoop: LoopbackFederationTests.group.next(), onStanza: { _ in })
+        return (service, try await service.start().get())
+    }
+
+    @Test("an oversized stanza closes the stream with policy-violation")
+    func oversized() async throws {
+        let (service, port) = try await Self.gateway()
+        defer { _ = service.shutdown() }
+        let big = "<message from='a@evil.test' to='b@sip.test'><body>" + String(repeating: "x", count: 300 * 1024) + "</body></message>"
+        let answer = try await RawPeer.exchange(port: port, [Self.header, big])
+        #expect(answer.contains("<policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"), "\(answer.prefix(500))")
+        #expect(answer.hasSuffix("</stream:stream>"))
+    }
+
+    @Test("malformed XML closes the stream with not-well-formed; a DTD with restricted-xml")
+    func malformed() async throws {
+        let (service, port) = try await Self.gateway()
+        defer { _ = service.shutdown() }
+        let broken = try await RawPeer.exchange(port: port, [Self.header, "<message><body></message>"])
+        #expect(broken.contains("<not-well-formed xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"), "\(broken)")
+        let dtd = try await RawPeer.exchange(port: port, ["<?xml version='1.0'?><!DOCTYPE x [<!ENTITY a 'b'>]>"])
+        #expect(dtd.contains("<restricted-xml xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"), "\(dtd)")
+    }
+}
