@@ -254,6 +254,29 @@ struct NegotiationTests {
         #expect(error?.condition == .invalidFrom)
     }
 
+    @Test("several domain pairs on one inbound stream: each verified, each then allowed to send (XEP-0220 §2.4)")
+    func multiplexedPairs() {
+        let legacy = PeerPolicy(tls: .optional, allowDialback: true, requireValidCertificate: false)
+        var inbound = InboundNegotiation(.init(servedDomains: ["capulet.lit", "chat.capulet.lit"], defaultPolicy: legacy, tlsAvailable: false,
+                                               dialbackSecret: "x"), streamIDs: ["s1"])
+        _ = inbound.received(.opened(XMPPStreamHeader(from: "sip.example", to: "capulet.lit", declaresDialback: true)))
+        for (sender, target) in [("sip.example", "capulet.lit"), ("conference.sip.example", "chat.capulet.lit")] {
+            let request = DialbackElement(kind: .result, from: sender, to: target, key: "k").element
+            guard case .verifyDialback(sender, target, "k", "s1")? = inbound.received(.element(request)).first else {
+                Issue.record("no verification asked for \(sender)")
+                return
+            }
+            #expect(inbound.dialbackVerified(sender: sender, target: target, outcome: .valid).contains(.authenticated(domain: sender, .dialback)))
+        }
+        #expect(inbound.authenticatedDomains == ["sip.example", "conference.sip.example"])
+        let message = XMLElement("message", namespace: XMPPNamespace.server, attributes: ["from": "room@conference.sip.example", "to": "juliet@chat.capulet.lit"])
+        guard case .deliver? = inbound.received(.element(message)).first else { Issue.record("not delivered"); return }
+        // A domain never verified on this stream is still refused.
+        let other = XMLElement("message", namespace: XMPPNamespace.server, attributes: ["from": "a@other.example", "to": "juliet@capulet.lit"])
+        guard case .close(let error, _)? = inbound.received(.element(other)).first else { Issue.record("not refused"); return }
+        #expect(error?.condition == .invalidFrom)
+    }
+
     @Test("a stream to a domain not served closes with host-unknown")
     func hostUnknown() {
         var inbound = InboundNegotiation(.init(servedDomains: ["capulet.lit"], tlsAvailable: true, dialbackSecret: "x"), streamIDs: ["s1"])
