@@ -31,6 +31,9 @@ public struct S2SConfiguration: Sendable {
     /// gateway stops reading that peer's streams for a while (TCP pushes back); nothing is
     /// dropped.
     public var peerRate: (perSecond: Double, burst: Double) = (500, 2000)
+    /// Seconds: after a failed connection to a domain, the next attempt waits a random time up
+    /// to `base * 2^failures`, capped (and at least a tenth of `base`).
+    public var reconnectBackoff: (base: Double, cap: Double) = (1, 300)
     /// The DNS server for SRV lookups; `nil` uses the first nameserver of /etc/resolv.conf.
     public var dnsServer: (host: String, port: Int)?
     public var listenHost: String

@@ -142,6 +142,8 @@ public enum S2SEvent: Hashable, Sendable {
     case inboundAuthenticated(remote: String, AuthenticationMethod)
     /// Our stream to `remote` failed or closed; queued stanzas were bounced with `failure.bounce`.
     case outboundDown(local: String, remote: String, NegotiationFailure)
+    /// A new connection to `remote` waits this long, after earlier failures.
+    case reconnectDelayed(remote: String, milliseconds: Int64)
 }
 
 /// Server-to-server federation: a listener for inbound streams, a pool of outbound links per
@@ -274,6 +276,7 @@ public final class S2SService: @unchecked Sendable {
         }
         // After a failure, wait out the domain's backoff; stanzas queue meanwhile.
         let wait = reconnect[to.domainpart].map { $0.notBefore - .now() } ?? .zero
+        if wait > .zero { onEvent(.reconnectDelayed(remote: to.domainpart, milliseconds: wait.nanoseconds / 1_000_000)) }
         eventLoop.scheduleTask(in: max(.zero, wait)) {
             self.candidates(for: to.domainpart).whenSuccess { candidates in
                 guard !candidates.isEmpty else {
@@ -378,7 +381,8 @@ public final class S2SService: @unchecked Sendable {
 
     /// A link to `domain` failed: the next attempt waits (exponential backoff with jitter).
     func connectionFailed(to domain: String) {
-        var entry = reconnect[domain] ?? (Backoff(base: 1, cap: 300), .now())
+        let settings = configuration.reconnectBackoff
+        var entry = reconnect[domain] ?? (Backoff(base: settings.base, cap: settings.cap), .now())
         let delay = entry.backoff.next(random: Double.random(in: 0..<1))
         entry.notBefore = .now() + .milliseconds(Int64(delay * 1000))
         reconnect[domain] = entry

@@ -29,7 +29,7 @@ struct LoopbackFederationTests {
         }
     }
 
-    static let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    static let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
 
     struct Side {
         let service: S2SService
@@ -190,7 +190,8 @@ struct LinkLivenessTests {
     @Test("answered pings keep a quiet link up; their answers do not reach the gateway")
     func pingAnswered() async throws {
         let events = Events(), inboxA = LoopbackFederationTests.Inbox(), inboxB = LoopbackFederationTests.Inbox()
-        let liveness = S2SConfiguration.Liveness(keepalive: 100, idle: 60_000, pingInterval: 200, pingTimeout: 1_000)
+        // A generous answer window: a loaded CI machine must not look like a half-open link.
+        let liveness = S2SConfiguration.Liveness(keepalive: 100, idle: 60_000, pingInterval: 200, pingTimeout: 5_000)
         let (a, aPort) = try await Self.start("sip.test", tls: nil, ca: nil, policy: Self.relaxed, liveness: liveness, events: events, inbox: inboxA)
         let (b, bPort) = try await Self.start("capulet.test", tls: nil, ca: nil, policy: Self.relaxed, liveness: liveness, events: Events(), inbox: inboxB)
         defer { _ = a.shutdown(); _ = b.shutdown() }
@@ -198,7 +199,8 @@ struct LinkLivenessTests {
         try await b.addRoute("sip.test", host: "127.0.0.1", port: aPort).get()
         a.send(LoopbackFederationTests.message(from: "romeo@sip.test", to: "juliet@capulet.test", "hello"))
         #expect(await inboxB.wait { $0.firstChild("body")?.text == "hello" } != nil)
-        try await Task.sleep(nanoseconds: 2_500_000_000)
+        // Longer than the answer window: an unanswered ping would have closed the link by now.
+        try await Task.sleep(nanoseconds: 6_500_000_000)
         #expect(!events.all.contains { if case .outboundDown = $0 { true } else { false } }, "\(events.all)")
         #expect(await inboxA.wait(seconds: 0.2) { $0.name == "iq" } == nil)
     }
