@@ -16,6 +16,7 @@ let package = Package(
         .executable(name: "stox", targets: ["stox"]),
         .executable(name: "stox-bench", targets: ["stox-bench"]),
         .library(name: "SIPCore", targets: ["SIPCore"]),
+        .library(name: "SIPEdge", targets: ["SIPEdge"]),
         .library(name: "XMPPCore", targets: ["XMPPCore"]),
         .library(name: "XMLCore", targets: ["XMLCore"]),
         .library(name: "Interworking", targets: ["Interworking"]),
@@ -53,6 +54,16 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 // HMAC-SHA256 for dialback keys (XEP-0185), SHA-1 for the component handshake.
                 .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The SIP edge on SwiftNIO: UDP and TCP transports driving the §17 transaction machines.
+        .target(
+            name: "SIPEdge",
+            dependencies: [
+                "SIPCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: strictSettings
         ),
@@ -120,6 +131,11 @@ let package = Package(
         .testTarget(
             name: "XMPPCoreTests",
             dependencies: ["XMPPCore", "StoxTesting"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "SIPEdgeTests",
+            dependencies: ["SIPEdge", .product(name: "NIOPosix", package: "swift-nio")],
             swiftSettings: strictSettings
         ),
         .testTarget(

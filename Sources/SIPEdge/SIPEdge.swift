@@ -1,0 +1,153 @@
+import NIOCore
+import NIOPosix
+import SIPCore
+
+/// Where a request came from and where its responses go (RFC 3261 §18.2.2).
+public struct SIPSource: Sendable, CustomStringConvertible {
+    public enum Transport: String, Hashable, Sendable { case udp = "UDP", tcp = "TCP" }
+    public let transport: Transport
+    public let address: SocketAddress
+    /// The listening UDP socket, or the connection the request arrived on: responses go back
+    /// through it (§18.2.2).
+    let channel: any Channel
+
+    public var description: String { "\(transport) \(address)" }
+}
+
+/// Settings of the SIP edge's listeners.
+public struct SIPEdgeConfiguration: Sendable {
+    public var host: String
+    /// 0 picks a free port (tests); `nil` disables the transport.
+    public var udpPort: Int?
+    public var tcpPort: Int?
+    public var limits: SIPParser.Limits
+    public var timers: SIPTimerValues
+    /// The most stream connections accepted at once; further ones are closed on accept.
+    public var maxConnections: Int
+
+    public init(host: String = "127.0.0.1", udpPort: Int? = 5060, tcpPort: Int? = 5060,
+                limits: SIPParser.Limits = .default, timers: SIPTimerValues = .rfc3261, maxConnections: Int = 4096) {
+        self.host = host
+        self.udpPort = udpPort
+        self.tcpPort = tcpPort
+        self.limits = limits
+        self.timers = timers
+        self.maxConnections = maxConnections
+    }
+}
+
+/// What the edge tells its owner about traffic it did not hand to the transaction user.
+public enum SIPEdgeEvent: Hashable, Sendable {
+    /// A datagram or stream that did not parse: dropped (UDP) or closed (stream), §18.3.
+    case malformed(SocketAddress, SIPParseError.Kind)
+    /// A response with no client transaction: the edge is not a proxy, so it is dropped (§18.1.2).
+    case strayResponse(SocketAddress)
+    /// An INVITE transaction's final non-2xx response was never acknowledged (Timer H).
+    case ackTimeout(callID: String)
+}
+
+/// A request for the transaction user. Exactly one final response is expected through
+/// `respond`; it may come from any thread, later than the call (for example once the XMPP side
+/// has answered). Provisional responses may precede it.
+public struct SIPServerRequest: Sendable {
+    public let request: SIPRequest
+    public let source: SIPSource
+    let key: SIPTransactionKey
+    let core: SIPTransactionCore
+
+    public func respond(_ response: SIPResponse) {
+        core.respond(key: key, response: response)
+    }
+}
+
+/// The transaction user's entry points.
+public struct SIPEdgeHandlers: Sendable {
+    /// Every new request except ACK and CANCEL, which the edge handles itself.
+    public var request: @Sendable (SIPServerRequest) -> Void
+    /// An ACK for a 2xx: it belongs to the dialog (§13.2.2.4, §17.2.1 with RFC 6026).
+    public var ack: @Sendable (SIPRequest, SIPSource) -> Void
+    public var event: @Sendable (SIPEdgeEvent) -> Void
+
+    public init(request: @escaping @Sendable (SIPServerRequest) -> Void,
+                ack: @escaping @Sendable (SIPRequest, SIPSource) -> Void = { _, _ in },
+                event: @escaping @Sendable (SIPEdgeEvent) -> Void = { _ in }) {
+        self.request = request
+        self.ack = ack
+        self.event = event
+    }
+}
+
+/// The SIP edge: UDP and TCP listeners in front of the RFC 3261 §17.2 server transaction
+/// layer. All transaction state lives on one event loop, so a request costs no actor hop or lock.
+public final class SIPEdge: Sendable {
+    public let configuration: SIPEdgeConfiguration
+    private let core: SIPTransactionCore
+    private let channels: [any Channel]
+
+    /// The addresses actually bound (port 0 resolved).
+    public let udpAddress: SocketAddress?
+    public let tcpAddress: SocketAddress?
+
+    private init(configuration: SIPEdgeConfiguration, core: SIPTransactionCore, channels: [any Channel],
+                 udp: SocketAddress?, tcp: SocketAddress?) {
+        self.configuration = configuration
+        self.core = core
+        self.channels = channels
+        self.udpAddress = udp
+        self.tcpAddress = tcp
+    }
+
+    public static func start(_ configuration: SIPEdgeConfiguration, handlers: SIPEdgeHandlers,
+                             group: any EventLoopGroup) async throws -> SIPEdge {
+        let loop = group.next()
+        let core = SIPTransactionCore(loop: loop, configuration: configuration, handlers: handlers)
+        var channels: [any Channel] = []
+        var udpAddress: SocketAddress?
+        var tcpAddress: SocketAddress?
+        do {
+            if let port = configuration.udpPort {
+                let channel = try await DatagramBootstrap(group: loop)
+                    .channelOption(.socketOption(.so_reuseaddr), value: 1)
+                    .channelInitializer { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(SIPDatagramHandler(core: core, limits: configuration.limits))
+                        }
+                    }
+                    .bind(host: configuration.host, port: port).get()
+                channels.append(channel)
+                udpAddress = channel.localAddress
+            }
+            if let port = configuration.tcpPort {
+                let channel = try await ServerBootstrap(group: loop)
+                    .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                    .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                    .childChannelOption(.allowRemoteHalfClosure, value: false)
+                    .childChannelInitializer { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(
+                                SIPStreamHandler(core: core, limits: configuration.limits, maxConnections: configuration.maxConnections))
+                        }
+                    }
+                    .bind(host: configuration.host, port: port).get()
+                channels.append(channel)
+                tcpAddress = channel.localAddress
+            }
+        } catch {
+            for channel in channels { try? await channel.close() }
+            throw error
+        }
+        return SIPEdge(configuration: configuration, core: core, channels: channels, udp: udpAddress, tcp: tcpAddress)
+    }
+
+    /// Closes the listeners and every connection; pending transactions end with a transport error.
+    public func stop() async {
+        for channel in channels { try? await channel.close() }
+        await core.shutdown()
+    }
+
+    /// Server transactions alive now (for tests and metrics).
+    public func liveTransactionCount() async -> Int {
+        let core = self.core
+        return (try? await core.loop.submit { core.transactionCount }.get()) ?? 0
+    }
+}

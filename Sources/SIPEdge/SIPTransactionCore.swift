@@ -1,0 +1,274 @@
+import NIOCore
+import SIPCore
+
+/// Drives the SIPCore server transaction machines (§17.2) on one event loop: matches requests to
+/// transactions, runs their timers, and sends what they ask for on the transport the request came
+/// in on.
+///
+/// Thread-safety: every mutable property is read and written only on `loop` (entry points hop
+/// there first), which is why the class can be `@unchecked Sendable`.
+final class SIPTransactionCore: @unchecked Sendable {
+    let loop: any EventLoop
+    private let configuration: SIPEdgeConfiguration
+    private let handlers: SIPEdgeHandlers
+    private let origin = NIODeadline.now()
+
+    private enum Machine {
+        case nonInvite(ServerNonInviteTransaction)
+        case invite(ServerInviteTransaction)
+    }
+
+    private struct Live {
+        var machine: Machine
+        var source: SIPSource
+        var timer: Scheduled<Void>?
+    }
+
+    private var transactions: [SIPTransactionKey: Live] = [:]
+    var connectionCount = 0
+    var transactionCount: Int { transactions.count }
+
+    init(loop: any EventLoop, configuration: SIPEdgeConfiguration, handlers: SIPEdgeHandlers) {
+        self.loop = loop
+        self.configuration = configuration
+        self.handlers = handlers
+    }
+
+    private var now: SIPInstant {
+        SIPInstant(.nanoseconds(Int64(NIODeadline.now().uptimeNanoseconds - origin.uptimeNanoseconds)))
+    }
+
+    func event(_ event: SIPEdgeEvent) { handlers.event(event) }
+
+    // MARK: Receiving
+
+    func received(_ message: SIPMessage, from source: SIPSource) {
+        loop.preconditionInEventLoop()
+        guard case .request(var request) = message else {
+            // No client transactions live on this edge yet, and it is not a proxy: §18.1.2 says
+            // a response that matches nothing is discarded.
+            handlers.event(.strayResponse(source.address))
+            return
+        }
+        Self.stamp(&request, from: source)
+        guard let key = SIPTransactionKey.server(request) else {
+            // Without a Via there is nowhere to send a response (the parser requires one; this
+            // guards RFC 2543 requests with no CSeq either).
+            handlers.event(.malformed(source.address, .missingRequiredHeader))
+            return
+        }
+        if request.method == .ack {
+            if let live = transactions[key], case .invite = live.machine {
+                let now = now
+                drive(key, nonInvite: { _ in [] }, invite: { $0.receivedACK(request, now: now) })
+            } else {
+                // The ACK for a 2xx is its own transaction (§17.1.1.3): the dialog's business.
+                handlers.ack(request, source)
+            }
+            return
+        }
+        if transactions[key] != nil {
+            drive(key, nonInvite: { $0.receivedRetransmission() }, invite: { $0.receivedRetransmission() })
+            return
+        }
+        let reliable = source.transport != .udp
+        if request.method == .invite {
+            transactions[key] = Live(machine: .invite(ServerInviteTransaction(
+                request: request, reliable: reliable, timers: configuration.timers)), source: source)
+            // §17.2.1: the TU answers asynchronously (often after the XMPP side has), so the
+            // transaction sends 100 Trying at once to stop the client's retransmissions.
+            respondOnLoop(key: key, response: request.makeResponse(100))
+        } else {
+            transactions[key] = Live(machine: .nonInvite(ServerNonInviteTransaction(
+                request: request, reliable: reliable, timers: configuration.timers)), source: source)
+        }
+        if request.method == .cancel {
+            cancel(request, key: key)
+            return
+        }
+        handlers.request(SIPServerRequest(request: request, source: source, key: key, core: self))
+    }
+
+    /// §9.2: answer the CANCEL itself, and end a pending INVITE with 487.
+    private func cancel(_ request: SIPRequest, key: SIPTransactionKey) {
+        guard let inviteKey = SIPTransactionKey.invite(cancelledBy: request),
+              let invite = transactions[inviteKey], case .invite(let machine) = invite.machine else {
+            respondOnLoop(key: key, response: request.makeResponse(481, toTag: Self.makeTag()))
+            return
+        }
+        respondOnLoop(key: key, response: request.makeResponse(200, toTag: Self.makeTag()))
+        // The machine discards the 487 if a final response already went out.
+        respondOnLoop(key: inviteKey, response: machine.request.makeResponse(487, toTag: Self.makeTag()))
+    }
+
+    // MARK: Responding
+
+    func respond(key: SIPTransactionKey, response: SIPResponse) {
+        if loop.inEventLoop {
+            respondOnLoop(key: key, response: response)
+        } else {
+            loop.execute { self.respondOnLoop(key: key, response: response) }
+        }
+    }
+
+    private func respondOnLoop(key: SIPTransactionKey, response: SIPResponse) {
+        // `drive` ignores a transaction that is gone (transport failure, shutdown): the answer is moot.
+        let now = now
+        drive(key, nonInvite: { $0.respond(response, now: now) }, invite: { $0.respond(response, now: now) })
+    }
+
+    // MARK: Actions and timers
+
+    private enum Action {
+        case transmit(SIPResponse)
+        case deliverACK(SIPRequest)
+        case terminated(SIPTransactionOutcome)
+
+        init(_ action: ServerNonInviteTransaction.Action) {
+            switch action {
+            case .transmit(let response): self = .transmit(response)
+            case .terminated(let outcome): self = .terminated(outcome)
+            }
+        }
+
+        init(_ action: ServerInviteTransaction.Action) {
+            switch action {
+            case .transmit(let response): self = .transmit(response)
+            case .deliverACK(let ack): self = .deliverACK(ack)
+            case .terminated(let outcome): self = .terminated(outcome)
+            }
+        }
+    }
+
+    /// Feeds one event to the transaction's machine, stores its new state, and carries out what
+    /// it returned.
+    private func drive(_ key: SIPTransactionKey,
+                       nonInvite: (inout ServerNonInviteTransaction) -> [ServerNonInviteTransaction.Action],
+                       invite: (inout ServerInviteTransaction) -> [ServerInviteTransaction.Action]) {
+        guard var live = transactions[key] else { return }
+        let actions: [Action]
+        switch live.machine {
+        case .nonInvite(var machine):
+            actions = nonInvite(&machine).map(Action.init)
+            live.machine = .nonInvite(machine)
+        case .invite(var machine):
+            actions = invite(&machine).map(Action.init)
+            live.machine = .invite(machine)
+        }
+        transactions[key] = live
+        perform(actions, key: key)
+    }
+
+    private func perform(_ actions: [Action], key: SIPTransactionKey) {
+        guard let live = transactions[key] else { return }
+        for action in actions {
+            switch action {
+            case .transmit(let response):
+                send(response, to: live.source, key: key)
+            case .deliverACK(let ack):
+                handlers.ack(ack, live.source)
+            case .terminated(let outcome):
+                live.timer?.cancel()
+                transactions[key] = nil
+                if outcome == .timeout, case .invite(let machine) = live.machine {
+                    handlers.event(.ackTimeout(callID: machine.request.callID ?? ""))
+                }
+                return
+            }
+        }
+        reschedule(key)
+    }
+
+    private func reschedule(_ key: SIPTransactionKey) {
+        guard var live = transactions[key] else { return }
+        live.timer?.cancel()
+        live.timer = nil
+        let deadline: SIPInstant? = switch live.machine {
+        case .nonInvite(let machine): machine.nextDeadline
+        case .invite(let machine): machine.nextDeadline
+        }
+        if let deadline {
+            let delay = max(deadline - now, .zero)
+            let nanoseconds = delay.components.seconds * 1_000_000_000 + delay.components.attoseconds / 1_000_000_000
+            live.timer = loop.scheduleTask(in: .nanoseconds(nanoseconds)) { [weak self] in self?.fire(key) }
+        }
+        transactions[key] = live
+    }
+
+    private func fire(_ key: SIPTransactionKey) {
+        let now = now
+        drive(key, nonInvite: { $0.deadlineReached(now: now) }, invite: { $0.deadlineReached(now: now) })
+        // A deadline that produced no action (the clock read early) still needs a timer.
+        if transactions[key] != nil { reschedule(key) }
+    }
+
+    // MARK: Transport
+
+    private func send(_ response: SIPResponse, to source: SIPSource, key: SIPTransactionKey) {
+        let bytes = SIPMessage.response(response).serialized()
+        var buffer = source.channel.allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        switch source.transport {
+        case .tcp:
+            source.channel.writeAndFlush(buffer).whenFailure { [weak self] _ in self?.transportFailed(key) }
+        case .udp:
+            guard let destination = Self.responseDestination(response, source: source) else { return }
+            source.channel.writeAndFlush(AddressedEnvelope(remoteAddress: destination, data: buffer))
+                .whenFailure { [weak self] _ in self?.transportFailed(key) }
+        }
+    }
+
+    private func transportFailed(_ key: SIPTransactionKey) {
+        loop.preconditionInEventLoop()
+        drive(key, nonInvite: { $0.transportFailed() }, invite: { $0.transportFailed() })
+    }
+
+    /// §18.2.2 with RFC 3581 §4: an unreliable response goes to the `received` address, at the
+    /// source port when the client asked for `rport`, else at the Via's sent-by port.
+    static func responseDestination(_ response: SIPResponse, source: SIPSource) -> SocketAddress? {
+        guard let via = response.topVia, let ip = source.address.ipAddress else { return nil }
+        let port: Int = switch via.rport {
+        case .requested, .value: source.address.port ?? 5060
+        case .absent: Int(via.port ?? 5060)
+        }
+        return try? SocketAddress(ipAddress: ip, port: port)
+    }
+
+    /// §18.2.1: a `received` parameter when the sent-by host is not the packet's source, and
+    /// RFC 3581 §4: the source port in an `rport` the client left empty.
+    static func stamp(_ request: inout SIPRequest, from source: SIPSource) {
+        guard var via = request.topVia, let ip = source.address.ipAddress else { return }
+        var changed = false
+        if case .requested = via.rport {
+            via.parameters.set("rport", .some(String(source.address.port ?? 0)))
+            via.parameters.set("received", .some(ip))
+            changed = true
+        } else if via.host.trimmingBrackets != ip {
+            via.parameters.set("received", .some(ip))
+            changed = true
+        }
+        guard changed else { return }
+        request.headers.removeFirstValue(.via)
+        request.headers.prepend(.via, via.description)
+    }
+
+    static func makeTag() -> String {
+        String(UInt64.random(in: 1 ... .max), radix: 36)
+    }
+
+    // MARK: Connections and shutdown
+
+    func shutdown() async {
+        try? await loop.submit {
+            for live in self.transactions.values { live.timer?.cancel() }
+            self.transactions.removeAll()
+        }.get()
+    }
+}
+
+extension String {
+    /// An IPv6 reference in a Via (`[::1]`) compared with a bare address.
+    fileprivate var trimmingBrackets: Substring {
+        hasPrefix("[") && hasSuffix("]") ? dropFirst().dropLast() : Substring(self)
+    }
+}

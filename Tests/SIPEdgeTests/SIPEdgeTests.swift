@@ -1,0 +1,203 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import SIPCore
+import SIPEdge
+import Synchronization
+import Testing
+
+/// The edge on loopback, driven by plain sockets the way a SIP user agent would drive it.
+@Suite(.serialized)
+struct SIPEdgeTests {
+    static let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    /// Short timers keep the retransmission tests fast: T1 50 ms makes Timer G fire at 50, 100,
+    /// 200 ms and Timers H and J at 3.2 s.
+    static let fastTimers = SIPTimerValues(t1: .milliseconds(50), t2: .milliseconds(400), t4: .milliseconds(500))
+
+    final class Recorder: Sendable {
+        let requests = Mutex<[SIPRequest]>([])
+        let acks = Mutex<[SIPRequest]>([])
+        let events = Mutex<[SIPEdgeEvent]>([])
+    }
+
+    static func start(timers: SIPTimerValues = .rfc3261, answer: @escaping @Sendable (SIPServerRequest) -> Void)
+        async throws -> (SIPEdge, Recorder) {
+        let recorder = Recorder()
+        let handlers = SIPEdgeHandlers(
+            request: { request in
+                recorder.requests.withLock { $0.append(request.request) }
+                answer(request)
+            },
+            ack: { ack, _ in recorder.acks.withLock { $0.append(ack) } },
+            event: { event in recorder.events.withLock { $0.append(event) } })
+        let edge = try await SIPEdge.start(
+            SIPEdgeConfiguration(host: "127.0.0.1", udpPort: 0, tcpPort: 0, timers: timers),
+            handlers: handlers, group: group)
+        return (edge, recorder)
+    }
+
+    /// 200 OK from another thread, later, as the gateway answers once XMPP has.
+    static let okLater: @Sendable (SIPServerRequest) -> Void = { request in
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.02) {
+            request.respond(request.request.makeResponse(200, toTag: "edge1"))
+        }
+    }
+
+    static func message(branch: String, via: String, cseq: Int = 1, body: String = "hello") -> String {
+        """
+        MESSAGE sip:bob@stox.example SIP/2.0\r
+        Via: \(via);branch=\(branch)\r
+        Max-Forwards: 70\r
+        From: <sip:alice@corp.example>;tag=a1\r
+        To: <sip:bob@stox.example>\r
+        Call-ID: \(branch)@corp.example\r
+        CSeq: \(cseq) MESSAGE\r
+        Content-Type: text/plain\r
+        Content-Length: \(body.utf8.count)\r
+        \r
+        \(body)
+        """
+    }
+
+    @Test("a UDP request is answered at its rport with received and rport filled in; a retransmission gets the same response and is not handed up twice (§17.2.2, §18.2.1, RFC 3581)")
+    func udpMessage() async throws {
+        let (edge, recorder) = try await Self.start(answer: Self.okLater)
+        let client = try UDPClient()
+        let request = Self.message(branch: "z9hG4bKudp1", via: "SIP/2.0/UDP alice-pc.corp.example:5099;rport")
+        try client.send(request, to: edge.udpAddress!.port!)
+        let response = try #require(await client.receive(timeout: 2))
+        #expect(response.hasPrefix("SIP/2.0 200 OK\r\n"))
+        #expect(response.contains("received=127.0.0.1"))
+        #expect(response.contains("rport=\(client.port)"))
+        #expect(response.contains("tag=edge1"))
+        try client.send(request, to: edge.udpAddress!.port!)
+        #expect(await client.receive(timeout: 2) == response)
+        #expect(recorder.requests.withLock { $0.count } == 1)
+        await edge.stop()
+    }
+
+    @Test("an unparseable datagram is dropped and reported; the socket keeps serving (§18.3)")
+    func udpGarbage() async throws {
+        let (edge, recorder) = try await Self.start(answer: Self.okLater)
+        let client = try UDPClient()
+        try client.send("MESSAGE sip:bob@stox.example SIP/2.0\r\nVia: nonsense\r\n\r\n", to: edge.udpAddress!.port!)
+        try client.send("\r\n\r\n", to: edge.udpAddress!.port!)  // a keepalive: silently ignored
+        try client.send(Self.message(branch: "z9hG4bKafter", via: "SIP/2.0/UDP 127.0.0.1:\(client.port)"),
+                        to: edge.udpAddress!.port!)
+        let response = try #require(await client.receive(timeout: 2))
+        #expect(response.hasPrefix("SIP/2.0 200 OK"))
+        // No rport requested and the sent-by is the source: the response went to the Via port.
+        #expect(!response.contains("received="))
+        let events = recorder.events.withLock { $0 }
+        #expect(events.count == 1)
+        if case .malformed(_, let kind)? = events.first { #expect(kind == .invalidHeaderValue || kind == .missingRequiredHeader) }
+        else { Issue.record("expected a malformed event, got \(events)") }
+        await edge.stop()
+    }
+
+    @Test("an INVITE gets 100 Trying at once; its 486 is retransmitted over UDP until the ACK, which the transaction absorbs (§17.2.1)")
+    func inviteRetransmissions() async throws {
+        let (edge, recorder) = try await Self.start(timers: Self.fastTimers) { request in
+            DispatchQueue.global().asyncAfter(deadline: .now() + 0.05) {
+                request.respond(request.request.makeResponse(486, toTag: "busy1"))
+            }
+        }
+        let client = try UDPClient()
+        let via = "SIP/2.0/UDP 127.0.0.1:\(client.port)"
+        try client.send(Self.invite(branch: "z9hG4bKinv1", via: via), to: edge.udpAddress!.port!)
+        #expect(try #require(await client.receive(timeout: 2)).hasPrefix("SIP/2.0 100 Trying"))
+        var busy = 0
+        while let response = await client.receive(timeout: 0.5), busy < 3 {
+            #expect(response.hasPrefix("SIP/2.0 486"))
+            busy += 1
+        }
+        #expect(busy == 3)  // the first and two Timer G retransmissions
+        try client.send(Self.ack(branch: "z9hG4bKinv1", via: via, toTag: "busy1"), to: edge.udpAddress!.port!)
+        // Drain what was in flight, then nothing more: the transaction is Confirmed.
+        while await client.receive(timeout: 0.3) != nil {}
+        #expect(await client.receive(timeout: 0.6) == nil)
+        #expect(recorder.acks.withLock { $0.isEmpty })  // a non-2xx ACK stays in the transaction
+        #expect(recorder.events.withLock { $0.isEmpty })
+        await edge.stop()
+    }
+
+    @Test("CANCEL is answered 200 and ends the pending INVITE with 487; a CANCEL matching nothing gets 481 (§9.2)")
+    func cancel() async throws {
+        let (edge, _) = try await Self.start { _ in }  // the TU never answers the INVITE
+        let client = try UDPClient()
+        let via = "SIP/2.0/UDP 127.0.0.1:\(client.port)"
+        try client.send(Self.invite(branch: "z9hG4bKinv2", via: via), to: edge.udpAddress!.port!)
+        #expect(try #require(await client.receive(timeout: 2)).hasPrefix("SIP/2.0 100"))
+        try client.send(Self.cancel(branch: "z9hG4bKinv2", via: via), to: edge.udpAddress!.port!)
+        let answers = [await client.receive(timeout: 2), await client.receive(timeout: 2)].compactMap { $0 }
+        #expect(answers.contains { $0.hasPrefix("SIP/2.0 200 OK") && $0.contains("CSeq: 1 CANCEL") })
+        #expect(answers.contains { $0.hasPrefix("SIP/2.0 487") && $0.contains("CSeq: 1 INVITE") })
+        try client.send(Self.cancel(branch: "z9hG4bKnothing", via: via), to: edge.udpAddress!.port!)
+        #expect(try #require(await client.receive(timeout: 2)).hasPrefix("SIP/2.0 481"))
+        await edge.stop()
+    }
+
+    @Test("over UDP a non-INVITE transaction lingers for Timer J; over TCP it ends with the response (§17.2.2)")
+    func timerJ() async throws {
+        let (edge, _) = try await Self.start(timers: Self.fastTimers) { $0.respond($0.request.makeResponse(200, toTag: "j")) }
+        let client = try UDPClient()
+        try client.send(Self.message(branch: "z9hG4bKj1", via: "SIP/2.0/UDP 127.0.0.1:\(client.port)"),
+                        to: edge.udpAddress!.port!)
+        _ = try #require(await client.receive(timeout: 2))
+        #expect(await edge.liveTransactionCount() == 1)
+        try await Task.sleep(for: .milliseconds(3200 + 800))
+        #expect(await edge.liveTransactionCount() == 0)
+
+        let tcp = try TCPClient(port: edge.tcpAddress!.port!)
+        try tcp.send(Self.message(branch: "z9hG4bKj2", via: "SIP/2.0/TCP 127.0.0.1:5060"))
+        _ = try #require(await tcp.receiveMessages(1, timeout: 2).first)
+        #expect(await edge.liveTransactionCount() == 0)
+        await edge.stop()
+    }
+
+    @Test("TCP frames pipelined and split messages by Content-Length, answers CRLF pings, and closes on a framing error (§18.3, RFC 5626 §3.5.1)")
+    func tcpFraming() async throws {
+        let (edge, recorder) = try await Self.start(answer: Self.okLater)
+        let tcp = try TCPClient(port: edge.tcpAddress!.port!)
+        let via = "SIP/2.0/TCP 127.0.0.1:5060"
+        try tcp.send(Self.message(branch: "z9hG4bKt1", via: via, body: "one") + Self.message(branch: "z9hG4bKt2", via: via, body: "two"))
+        let third = Self.message(branch: "z9hG4bKt3", via: via, body: "three")
+        let cut = third.index(third.startIndex, offsetBy: 40)
+        try tcp.send(String(third[..<cut]))
+        try await Task.sleep(for: .milliseconds(50))
+        try tcp.send(String(third[cut...]))
+        let responses = await tcp.receiveMessages(3, timeout: 3)
+        #expect(responses.count == 3)
+        #expect(responses.allSatisfy { $0.hasPrefix("SIP/2.0 200 OK") })
+        #expect(recorder.requests.withLock { $0.map { String(decoding: $0.body, as: UTF8.self) } }.sorted() == ["one", "three", "two"])
+
+        try tcp.send("\r\n\r\n")
+        #expect(await tcp.receiveRaw(timeout: 2) == "\r\n")
+
+        try tcp.send("MESSAGE sip:bob@stox.example SIP/2.0\r\nContent-Length: 999999999\r\n\r\n")
+        #expect(await tcp.waitForClose(timeout: 2))
+        #expect(recorder.events.withLock { $0.contains { if case .malformed = $0 { true } else { false } } })
+        await edge.stop()
+    }
+
+    /// A bodiless request of the INVITE transaction's family (INVITE, its ACK, its CANCEL).
+    static func bodiless(_ method: String, branch: String, via: String, toTag: String? = nil) -> String {
+        """
+        \(method) sip:bob@stox.example SIP/2.0\r
+        Via: \(via);branch=\(branch)\r
+        Max-Forwards: 70\r
+        From: <sip:alice@corp.example>;tag=a1\r
+        To: <sip:bob@stox.example>\(toTag.map { ";tag=" + $0 } ?? "")\r
+        Call-ID: \(branch)@corp.example\r
+        CSeq: 1 \(method)\r
+        Contact: <sip:alice@127.0.0.1>\r
+        Content-Length: 0\r
+        \r
+
+        """
+    }
+
+    static func invite(branch: String, via: String) -> String { bodiless("INVITE", branch: branch, via: via) }
+    static func ack(branch: String, via: String, toTag: String) -> String { bodiless("ACK", branch: branch, via: via, toTag: toTag) }
+    static func cancel(branch: String, via: String) -> String { bodiless("CANCEL", branch: branch, via: via) }
+}

@@ -1,0 +1,150 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Blocking loopback sockets with receive timeouts: the simplest possible SIP peer, so the tests
+/// exercise the edge and not a second NIO stack.
+struct SocketError: Error { let call: String; let code: Int32 }
+
+/// Runs a blocking socket call on a Dispatch thread: blocking Swift's cooperative pool (two
+/// threads on a two-core machine) would starve every other suite running in parallel.
+private func offPool<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+        DispatchQueue.global().async { continuation.resume(returning: body()) }
+    }
+}
+
+private func setTimeout(_ fd: Int32, _ seconds: Double) {
+    var value = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - Double(Int(seconds))) * 1_000_000))
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &value, socklen_t(MemoryLayout<timeval>.size))
+}
+
+private func loopback(port: Int) -> sockaddr_in {
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    return address
+}
+
+final class UDPClient: @unchecked Sendable {
+    let fd: Int32
+    let port: Int
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        self.fd = fd
+        guard fd >= 0 else { throw SocketError(call: "socket", code: errno) }
+        var address = loopback(port: 0)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else { throw SocketError(call: "bind", code: errno) }
+        var local = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &local) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        port = Int(UInt16(bigEndian: local.sin_port))
+    }
+
+    deinit { close(fd) }
+
+    func send(_ text: String, to port: Int) throws {
+        var address = loopback(port: port)
+        let bytes = Array(text.utf8)
+        let sent = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                sendto(fd, bytes, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard sent == bytes.count else { throw SocketError(call: "sendto", code: errno) }
+    }
+
+    func receive(timeout: Double) async -> String? {
+        await offPool { self.receiveBlocking(timeout: timeout) }
+    }
+
+    private func receiveBlocking(timeout: Double) -> String? {
+        setTimeout(fd, timeout)
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        let count = recv(fd, &buffer, buffer.count, 0)
+        guard count > 0 else { return nil }
+        return String(decoding: buffer[..<count], as: UTF8.self)
+    }
+}
+
+final class TCPClient: @unchecked Sendable {
+    let fd: Int32
+    private var pending = ""
+
+    init(port: Int) throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.fd = fd
+        guard fd >= 0 else { throw SocketError(call: "socket", code: errno) }
+        var address = loopback(port: port)
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw SocketError(call: "connect", code: errno) }
+    }
+
+    deinit { close(fd) }
+
+    func send(_ text: String) throws {
+        let bytes = Array(text.utf8)
+        guard Glibc.send(fd, bytes, bytes.count, Int32(MSG_NOSIGNAL)) == bytes.count else {
+            throw SocketError(call: "send", code: errno)
+        }
+    }
+
+    /// Raw bytes as they come, for keepalive pongs.
+    func receiveRaw(timeout: Double) async -> String? {
+        await offPool { self.receiveRawBlocking(timeout: timeout) }
+    }
+
+    private func receiveRawBlocking(timeout: Double) -> String? {
+        setTimeout(fd, timeout)
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        let count = recv(fd, &buffer, buffer.count, 0)
+        guard count > 0 else { return nil }
+        return String(decoding: buffer[..<count], as: UTF8.self)
+    }
+
+    /// Reads until `count` bodiless responses (each ending in a blank line) have arrived.
+    func receiveMessages(_ count: Int, timeout: Double) async -> [String] {
+        await offPool { self.receiveMessagesBlocking(count, timeout: timeout) }
+    }
+
+    private func receiveMessagesBlocking(_ count: Int, timeout: Double) -> [String] {
+        let deadline = Date().addingTimeInterval(timeout)
+        var messages: [String] = []
+        while messages.count < count {
+            while let end = pending.range(of: "\r\n\r\n") {
+                messages.append(String(pending[..<end.upperBound]))
+                pending.removeSubrange(..<end.upperBound)
+            }
+            guard messages.count < count else { break }
+            let left = deadline.timeIntervalSinceNow
+            guard left > 0, let chunk = receiveRawBlocking(timeout: left) else { break }
+            pending += chunk
+        }
+        return messages
+    }
+
+    /// Whether the peer closed the connection (recv returns 0) before the timeout.
+    func waitForClose(timeout: Double) async -> Bool {
+        await offPool { self.waitForCloseBlocking(timeout: timeout) }
+    }
+
+    private func waitForCloseBlocking(timeout: Double) -> Bool {
+        setTimeout(fd, timeout)
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = recv(fd, &buffer, buffer.count, 0)
+            if count == 0 { return true }
+            if count < 0 { return errno == ECONNRESET }
+        }
+    }
+}
