@@ -171,8 +171,7 @@ final class SRVResolver: Sendable {
                     promise.succeed([])
                     return
                 }
-                var buffer = channel.allocator.buffer(capacity: query.count)
-                buffer.writeBytes(query)
+                let buffer = channel.allocator.buffer(bytes: query)
                 for attempt in 0..<attempts {
                     channel.eventLoop.scheduleTask(in: .seconds(Int64(attempt) * 2)) {
                         channel.writeAndFlush(AddressedEnvelope(remoteAddress: self.server, data: buffer), promise: nil)

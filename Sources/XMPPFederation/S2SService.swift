@@ -153,6 +153,8 @@ public final class S2SService: @unchecked Sendable {
     public let eventLoop: any EventLoop
     public let configuration: S2SConfiguration
     private var links: [String: OutboundLink] = [:]
+    /// Set by `shutdown`: no new links, and attempts already scheduled (a backoff wait) give up.
+    private var stopped = false
     private var listener: (any Channel)?
     /// Routes known at runtime, over the configured ones.
     private var routes: [String: (host: String, port: Int)]
@@ -238,10 +240,18 @@ public final class S2SService: @unchecked Sendable {
 
     public func shutdown() -> EventLoopFuture<Void> {
         eventLoop.flatSubmit {
-            for link in self.links.values {
-                if case .established(let channel) = link.state { channel.close(promise: nil) }
-            }
+            self.stopped = true
+            let links = Array(self.links.values)
             self.links = [:]
+            for link in links {
+                switch link.state {
+                case .established(let channel): channel.close(promise: nil)
+                // A link still connecting (or waiting out a backoff) holds stanzas: they go back
+                // to their senders rather than vanish with the process.
+                case .connecting: link.failed(NegotiationFailure(.serviceUnavailable, "the gateway is shutting down"))
+                case .closed: break
+                }
+            }
             self.directTLSListener?.close(promise: nil)
             return self.listener?.close() ?? self.eventLoop.makeSucceededVoidFuture()
         }
@@ -261,6 +271,10 @@ public final class S2SService: @unchecked Sendable {
             bounce(element, .forbidden, text: "\(from.domainpart) is not served here")
             return
         }
+        guard !stopped else {
+            bounce(element, .serviceUnavailable, text: "the gateway is shutting down")
+            return
+        }
         let key = from.domainpart + " " + to.domainpart
         if let link = links[key] {
             link.send(element)
@@ -278,6 +292,8 @@ public final class S2SService: @unchecked Sendable {
         let wait = reconnect[to.domainpart].map { $0.notBefore - .now() } ?? .zero
         if wait > .zero { onEvent(.reconnectDelayed(remote: to.domainpart, milliseconds: wait.nanoseconds / 1_000_000)) }
         eventLoop.scheduleTask(in: max(.zero, wait)) {
+            // Shut down meanwhile: the link has already failed and bounced its stanzas.
+            guard !self.stopped else { return }
             self.candidates(for: to.domainpart).whenSuccess { candidates in
                 guard !candidates.isEmpty else {
                     timeout.cancel()
