@@ -135,7 +135,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SIPEdgeTests",
-            dependencies: ["SIPEdge", .product(name: "NIOPosix", package: "swift-nio")],
+            dependencies: ["SIPEdge", "StoxTesting", .product(name: "NIOPosix", package: "swift-nio")],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the real third-party peers the interop tests run against, if missing (Debian/Ubuntu):
-# prosody (XMPP server), python3-slixmpp (scripted XMPP client), openssl (test certificates).
+# prosody (XMPP server), python3-slixmpp (scripted XMPP client), openssl (test certificates),
+# sip-tester (SIPp, a scripted SIP user agent).
 # Their system services must not start (they would listen on 0.0.0.0): while apt runs, a
 # policy-rc.d that refuses service starts is in place unless one already exists.
 set -euo pipefail
-packages=(prosody python3-slixmpp openssl)
+packages=(prosody python3-slixmpp openssl sip-tester)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
