@@ -180,6 +180,18 @@ struct SIPEdgeTests {
         await edge.stop()
     }
 
+    @Test("a burst of 64 pipelined MESSAGEs in one TCP write gets 64 answers")
+    func tcpBurst() async throws {
+        let (edge, recorder) = try await Self.start { $0.respond($0.request.makeResponse(200, toTag: "t")) }
+        let tcp = try TCPClient(port: edge.tcpAddress!.port!)
+        let burst = (0..<64).map { Self.message(branch: "z9hG4bKburst\($0)", via: "SIP/2.0/TCP 127.0.0.1:5060") }.joined()
+        try tcp.send(burst)
+        let responses = await tcp.receiveMessages(64, timeout: 5)
+        #expect(responses.count == 64)
+        #expect(recorder.requests.withLock { $0.count } == 64)
+        await edge.stop()
+    }
+
     /// A bodiless request of the INVITE transaction's family (INVITE, its ACK, its CANCEL).
     static func bodiless(_ method: String, branch: String, via: String, toTag: String? = nil) -> String {
         """
