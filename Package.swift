@@ -97,7 +97,7 @@ let package = Package(
         .executableTarget(
             name: "stox-bench",
             dependencies: [
-                "SIPCore", "XMPPCore", "XMLCore", "CExpat", "XMPPFederation",
+                "SIPCore", "SIPEdge", "XMPPCore", "XMLCore", "CExpat", "XMPPFederation",
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: strictSettings

@@ -13,17 +13,21 @@ struct StoxBench {
         var rounds = 9
         var filter: String? = nil
         var arguments = CommandLine.arguments.dropFirst()
-        if arguments.first == "s2s" {
+        if let mode = arguments.first, mode == "s2s" || mode == "sip" {
             arguments.removeFirst()
             var count = 20_000
             while let argument = arguments.popFirst() {
                 switch argument {
                 case "--rounds": rounds = Int(arguments.popFirst() ?? "") ?? rounds
                 case "--count": count = Int(arguments.popFirst() ?? "") ?? count
-                default: print("usage: stox-bench s2s [--rounds N] [--count N]"); return
+                default: print("usage: stox-bench \(mode) [--rounds N] [--count N]"); return
                 }
             }
-            try await S2SBench.run(rounds: min(rounds, 5), count: count)
+            if mode == "s2s" {
+                try await S2SBench.run(rounds: min(rounds, 5), count: count)
+            } else {
+                try await SIPEdgeBench.run(rounds: min(rounds, 5), count: count)
+            }
             return
         }
         while let argument = arguments.popFirst() {
@@ -33,6 +37,7 @@ struct StoxBench {
             case "--help", "-h":
                 print("usage: stox-bench [--rounds N] [--filter SUBSTRING]   codecs, ns per operation")
                 print("       stox-bench s2s [--rounds N] [--count N]         one loopback s2s link, messages per second")
+                print("       stox-bench sip [--rounds N] [--count N]         the SIP edge under SIPp, UDP and TCP, requests per second")
                 return
             default:
                 print("unknown argument \(argument)")
