@@ -166,42 +166,53 @@ extension SIPMessageProtocol {
         return output
     }
 
-    public func write(into output: inout [UInt8]) {
-        output.append(contentsOf: startLine.utf8)
-        output.append(0x0D)
-        output.append(0x0A)
+    public func write(into output: inout [UInt8]) { write(to: &output) }
+
+    /// Writes the message straight into a NIO buffer (no intermediate array on the send path).
+    public func write(into buffer: inout ByteBuffer) { write(to: &buffer) }
+
+    private func write<Sink: SIPByteSink>(to output: inout Sink) {
+        output.append(startLine.utf8)
+        output.append(crlf)
         var wroteLength = false
         for field in headers {
-            output.append(contentsOf: field.name.rawValue.utf8)
-            output.append(UInt8(ascii: ":"))
-            output.append(UInt8(ascii: " "))
+            // A duplicate Content-Length is dropped: the one written states the real size.
+            if field.name == .contentLength && wroteLength { continue }
+            output.append(field.name.rawValue.utf8)
+            output.append(": ".utf8)
             if field.name == .contentLength {
-                if wroteLength {
-                    output.removeLast(field.name.rawValue.utf8.count + 2)
-                    continue
-                }
-                output.append(contentsOf: String(body.count).utf8)
+                output.append(String(body.count).utf8)
                 wroteLength = true
             } else {
-                output.append(contentsOf: field.value.utf8)
+                output.append(field.value.utf8)
             }
-            output.append(0x0D)
-            output.append(0x0A)
+            output.append(crlf)
         }
         if !wroteLength {
-            output.append(contentsOf: "Content-Length: \(body.count)\r\n".utf8)
+            output.append("Content-Length: \(body.count)\r\n".utf8)
         }
-        output.append(0x0D)
-        output.append(0x0A)
-        output.append(contentsOf: body)
-    }
-
-    /// Writes the message into a NIO buffer.
-    public func write(into buffer: inout ByteBuffer) {
-        var bytes: [UInt8] = []
-        write(into: &bytes)
-        buffer.writeBytes(bytes)
+        output.append(crlf)
+        output.append(body)
     }
 
     public var serializedString: String { String(decoding: serialized(), as: UTF8.self) }
+}
+
+private let crlf: [UInt8] = [0x0D, 0x0A]
+
+/// Where serialization writes: an array (tests, CLI) or a NIO buffer (the wire).
+private protocol SIPByteSink {
+    mutating func append<Bytes: Sequence>(_ bytes: Bytes) where Bytes.Element == UInt8
+}
+
+extension Array: SIPByteSink where Element == UInt8 {
+    fileprivate mutating func append<Bytes: Sequence>(_ bytes: Bytes) where Bytes.Element == UInt8 {
+        append(contentsOf: bytes)
+    }
+}
+
+extension ByteBuffer: SIPByteSink {
+    fileprivate mutating func append<Bytes: Sequence>(_ bytes: Bytes) where Bytes.Element == UInt8 {
+        writeBytes(bytes)
+    }
 }

@@ -198,16 +198,14 @@ final class SIPTransactionCore: @unchecked Sendable {
     private func fire(_ key: SIPTransactionKey) {
         let now = now
         drive(key, nonInvite: { $0.deadlineReached(now: now) }, invite: { $0.deadlineReached(now: now) })
-        // A deadline that produced no action (the clock read early) still needs a timer.
-        if transactions[key] != nil { reschedule(key) }
+        // `perform` re-arms the timer, also when the deadline produced no action (an early read).
     }
 
     // MARK: Transport
 
     private func send(_ response: SIPResponse, to source: SIPSource, key: SIPTransactionKey) {
-        let bytes = SIPMessage.response(response).serialized()
-        var buffer = source.channel.allocator.buffer(capacity: bytes.count)
-        buffer.writeBytes(bytes)
+        var buffer = source.channel.allocator.buffer(capacity: 512 + response.body.count)
+        response.write(into: &buffer)
         switch source.transport {
         case .tcp:
             source.channel.writeAndFlush(buffer).whenFailure { [weak self] _ in self?.transportFailed(key) }

@@ -88,7 +88,7 @@ public enum FuzzTargets {
     }
 
     /// The shipped mapping tables, read once from the repository.
-    nonisolated(unsafe) static let mappings: MappingSet? = try? MappingDirectory.load(
+    static let mappings: MappingSet? = try? MappingDirectory.load(
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Mappings").path)
 
