@@ -116,6 +116,10 @@ public final class SIPEdge: Sendable {
                     .bind(host: configuration.host, port: port).get()
                 channels.append(channel)
                 udpAddress = channel.localAddress
+                try await loop.submit {
+                    core.udpChannel = channel
+                    core.sentBy[.udp] = Self.sentBy(configuration.host, channel.localAddress)
+                }.get()
             }
             if let port = configuration.tcpPort {
                 let channel = try await ServerBootstrap(group: loop)
@@ -131,6 +135,7 @@ public final class SIPEdge: Sendable {
                     .bind(host: configuration.host, port: port).get()
                 channels.append(channel)
                 tcpAddress = channel.localAddress
+                try await loop.submit { core.sentBy[.tcp] = Self.sentBy(configuration.host, channel.localAddress) }.get()
             }
         } catch {
             for channel in channels { try? await channel.close() }
@@ -138,6 +143,60 @@ public final class SIPEdge: Sendable {
         }
         return SIPEdge(configuration: configuration, core: core, channels: channels, udp: udpAddress, tcp: tcpAddress)
     }
+
+    private static func sentBy(_ host: String, _ address: SocketAddress?) -> String {
+        let host = host.contains(":") ? "[\(host)]" : host
+        return "\(host):\(address?.port ?? 5060)"
+    }
+
+    // MARK: Sending requests
+
+    /// Sends a request in a new client transaction (§17.1). The edge adds its Via (fresh branch,
+    /// `rport`) and Max-Forwards; everything else is the caller's. `onEvent` runs on the edge's
+    /// event loop: provisional responses, then exactly one of final, timeout or transport error
+    /// (an INVITE's retransmitted 2xx repeat `.final`).
+    @discardableResult
+    public func send(_ request: SIPRequest, to target: SIPTarget,
+                     onEvent: @escaping @Sendable (SIPClientEvent) -> Void) -> SIPClientHandle {
+        let branch = SIPTransactionCore.makeBranch()
+        let core = self.core
+        core.loop.execute { core.send(request, to: target, branch: branch, onEvent: onEvent) }
+        return SIPClientHandle(key: SIPTransactionKey(branch: branch, sentBy: "", method: request.method))
+    }
+
+    /// The final outcome of a request, for callers that do not need provisional responses.
+    public func send(_ request: SIPRequest, to target: SIPTarget) async -> SIPClientEvent {
+        await withCheckedContinuation { continuation in
+            send(request, to: target) { event in
+                if case .provisional = event { return }
+                continuation.resume(returning: event)
+            }
+        }
+    }
+
+    /// §9.1: cancels a pending INVITE (sent once it has had a provisional response). The
+    /// INVITE's own final response (487, or a 2xx that crossed the CANCEL) still arrives.
+    public func cancel(_ handle: SIPClientHandle) {
+        let core = self.core
+        core.loop.execute { core.cancelClient(handle.key) }
+    }
+
+    /// Stops a client transaction without telling its owner: no more retransmissions, and a
+    /// late response is dropped as stray. A forking delivery uses it when an endpoint's
+    /// acceptance time is up (a non-INVITE request cannot be cancelled on the wire, §9.1).
+    public func abandon(_ handle: SIPClientHandle) {
+        let core = self.core
+        core.loop.execute { core.abandonClient(handle.key) }
+    }
+
+    /// Sends a request outside any transaction: the ACK for a 2xx (§13.2.2.4).
+    public func sendStateless(_ request: SIPRequest, to target: SIPTarget) {
+        let core = self.core
+        core.loop.execute { core.sendStateless(request, to: target) }
+    }
+
+    /// The event loop the edge runs on; handlers are called there.
+    public var eventLoop: any EventLoop { core.loop }
 
     /// Closes the listeners and every connection; pending transactions end with a transport error.
     public func stop() async {

@@ -9,7 +9,7 @@ import SIPCore
 /// there first), which is why the class can be `@unchecked Sendable`.
 final class SIPTransactionCore: @unchecked Sendable {
     let loop: any EventLoop
-    private let configuration: SIPEdgeConfiguration
+    let configuration: SIPEdgeConfiguration
     private let handlers: SIPEdgeHandlers
     private let origin = NIODeadline.now()
 
@@ -26,7 +26,18 @@ final class SIPTransactionCore: @unchecked Sendable {
 
     private var transactions: [SIPTransactionKey: Live] = [:]
     var connectionCount = 0
-    var transactionCount: Int { transactions.count }
+    var transactionCount: Int { transactions.count + clients.count }
+
+    // Client side (SIPClientTransactions.swift). Kept here because extensions cannot store.
+    var clients: [SIPTransactionKey: ClientLive] = [:]
+    /// Stream connections by remote address, inbound and outbound alike: responses and requests
+    /// to an address reuse its connection (§18.2.2, RFC 5626 flows).
+    var connections: [SocketAddress: any Channel] = [:]
+    /// Outbound connections being set up, with what to write once they are up.
+    var connecting: [SocketAddress: [(ByteBuffer, @Sendable (Bool) -> Void)]] = [:]
+    /// Bound after start: the UDP socket requests go out on, and the sent-by for our Vias.
+    var udpChannel: (any Channel)?
+    var sentBy: [SIPSource.Transport: String] = [:]
 
     init(loop: any EventLoop, configuration: SIPEdgeConfiguration, handlers: SIPEdgeHandlers) {
         self.loop = loop
@@ -34,7 +45,7 @@ final class SIPTransactionCore: @unchecked Sendable {
         self.handlers = handlers
     }
 
-    private var now: SIPInstant {
+    var now: SIPInstant {
         SIPInstant(.nanoseconds(Int64(NIODeadline.now().uptimeNanoseconds - origin.uptimeNanoseconds)))
     }
 
@@ -45,8 +56,8 @@ final class SIPTransactionCore: @unchecked Sendable {
     func received(_ message: SIPMessage, from source: SIPSource) {
         loop.preconditionInEventLoop()
         guard case .request(var request) = message else {
-            // No client transactions live on this edge yet, and it is not a proxy: §18.1.2 says
-            // a response that matches nothing is discarded.
+            if case .response(let response) = message, receivedResponse(response) { return }
+            // Not a proxy: §18.1.2 says a response that matches no client transaction is discarded.
             handlers.event(.strayResponse(source.address))
             return
         }
@@ -182,17 +193,20 @@ final class SIPTransactionCore: @unchecked Sendable {
     private func reschedule(_ key: SIPTransactionKey) {
         guard var live = transactions[key] else { return }
         live.timer?.cancel()
-        live.timer = nil
         let deadline: SIPInstant? = switch live.machine {
         case .nonInvite(let machine): machine.nextDeadline
         case .invite(let machine): machine.nextDeadline
         }
-        if let deadline {
-            let delay = max(deadline - now, .zero)
-            let nanoseconds = delay.components.seconds * 1_000_000_000 + delay.components.attoseconds / 1_000_000_000
-            live.timer = loop.scheduleTask(in: .nanoseconds(nanoseconds)) { [weak self] in self?.fire(key) }
-        }
+        live.timer = arm(deadline) { [weak self] in self?.fire(key) }
         transactions[key] = live
+    }
+
+    /// The one timer a transaction needs: at its machine's next deadline, if it has one.
+    func arm(_ deadline: SIPInstant?, _ body: @escaping @Sendable () -> Void) -> Scheduled<Void>? {
+        guard let deadline else { return nil }
+        let delay = max(deadline - now, .zero)
+        let nanoseconds = delay.components.seconds * 1_000_000_000 + delay.components.attoseconds / 1_000_000_000
+        return loop.scheduleTask(in: .nanoseconds(nanoseconds), body)
     }
 
     private func fire(_ key: SIPTransactionKey) {
@@ -260,6 +274,7 @@ final class SIPTransactionCore: @unchecked Sendable {
         try? await loop.submit {
             for live in self.transactions.values { live.timer?.cancel() }
             self.transactions.removeAll()
+            self.failAllClients()
         }.get()
     }
 }

@@ -38,6 +38,7 @@ final class SIPStreamHandler: ChannelInboundHandler, @unchecked Sendable {
     private let maxConnections: Int
     private var buffer: ByteBuffer?
     private var counted = false
+    private var remoteAddress: SocketAddress?
 
     init(core: SIPTransactionCore, limits: SIPParser.Limits, maxConnections: Int) {
         self.core = core
@@ -52,12 +53,17 @@ final class SIPStreamHandler: ChannelInboundHandler, @unchecked Sendable {
         }
         core.connectionCount += 1
         counted = true
+        if let remote = context.remoteAddress {
+            remoteAddress = remote
+            core.connections[remote] = context.channel
+        }
         context.fireChannelActive()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         if counted { core.connectionCount -= 1 }
         counted = false
+        if let remoteAddress { core.connectionClosed(remoteAddress, channel: context.channel) }
         context.fireChannelInactive()
     }
 

@@ -3,6 +3,7 @@ import NIOCore
 import NIOPosix
 import SIPCore
 import SIPEdge
+import StoxTesting
 import Synchronization
 import Testing
 

@@ -205,6 +205,12 @@ public struct SIPTransactionKey: Hashable, Sendable, CustomStringConvertible {
 
     public var description: String { "\(branch)|\(sentBy)|\(method)" }
 
+    public init(branch: String, sentBy: String, method: SIPMethod) {
+        self.branch = branch
+        self.sentBy = sentBy
+        self.method = method
+    }
+
     /// §17.2.3: the server key of a request with a magic-cookie branch; RFC 2543 requests
     /// (no cookie) are keyed by Request-URI, tags, Call-ID, CSeq and top Via instead.
     public static func server(_ request: SIPRequest) -> SIPTransactionKey? {

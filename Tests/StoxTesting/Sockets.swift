@@ -5,7 +5,7 @@ import Glibc
 
 /// Blocking loopback sockets with receive timeouts: the simplest possible SIP peer, so the tests
 /// exercise the edge and not a second NIO stack.
-struct SocketError: Error { let call: String; let code: Int32 }
+public struct SocketError: Error { public let call: String; public let code: Int32 }
 
 /// Runs a blocking socket call on a Dispatch thread: blocking Swift's cooperative pool (two
 /// threads on a two-core machine) would starve every other suite running in parallel.
@@ -28,11 +28,11 @@ private func loopback(port: Int) -> sockaddr_in {
     return address
 }
 
-final class UDPClient: @unchecked Sendable {
-    let fd: Int32
-    let port: Int
+public final class UDPClient: @unchecked Sendable {
+    public let fd: Int32
+    public let port: Int
 
-    init() throws {
+    public init() throws {
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         self.fd = fd
         guard fd >= 0 else { throw SocketError(call: "socket", code: errno) }
@@ -51,7 +51,7 @@ final class UDPClient: @unchecked Sendable {
 
     deinit { close(fd) }
 
-    func send(_ text: String, to port: Int) throws {
+    public func send(_ text: String, to port: Int) throws {
         var address = loopback(port: port)
         let bytes = Array(text.utf8)
         let sent = withUnsafePointer(to: &address) {
@@ -62,7 +62,7 @@ final class UDPClient: @unchecked Sendable {
         guard sent == bytes.count else { throw SocketError(call: "sendto", code: errno) }
     }
 
-    func receive(timeout: Double) async -> String? {
+    public func receive(timeout: Double) async -> String? {
         await offPool { self.receiveBlocking(timeout: timeout) }
     }
 
@@ -75,11 +75,11 @@ final class UDPClient: @unchecked Sendable {
     }
 }
 
-final class TCPClient: @unchecked Sendable {
-    let fd: Int32
+public final class TCPClient: @unchecked Sendable {
+    public let fd: Int32
     private var pending = ""
 
-    init(port: Int) throws {
+    public init(port: Int) throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         self.fd = fd
         guard fd >= 0 else { throw SocketError(call: "socket", code: errno) }
@@ -92,7 +92,7 @@ final class TCPClient: @unchecked Sendable {
 
     deinit { close(fd) }
 
-    func send(_ text: String) throws {
+    public func send(_ text: String) throws {
         let bytes = Array(text.utf8)
         guard Glibc.send(fd, bytes, bytes.count, Int32(MSG_NOSIGNAL)) == bytes.count else {
             throw SocketError(call: "send", code: errno)
@@ -100,7 +100,7 @@ final class TCPClient: @unchecked Sendable {
     }
 
     /// Raw bytes as they come, for keepalive pongs.
-    func receiveRaw(timeout: Double) async -> String? {
+    public func receiveRaw(timeout: Double) async -> String? {
         await offPool { self.receiveRawBlocking(timeout: timeout) }
     }
 
@@ -113,7 +113,7 @@ final class TCPClient: @unchecked Sendable {
     }
 
     /// Reads until `count` bodiless responses (each ending in a blank line) have arrived.
-    func receiveMessages(_ count: Int, timeout: Double) async -> [String] {
+    public func receiveMessages(_ count: Int, timeout: Double) async -> [String] {
         await offPool { self.receiveMessagesBlocking(count, timeout: timeout) }
     }
 
@@ -134,7 +134,7 @@ final class TCPClient: @unchecked Sendable {
     }
 
     /// Whether the peer closed the connection (recv returns 0) before the timeout.
-    func waitForClose(timeout: Double) async -> Bool {
+    public func waitForClose(timeout: Double) async -> Bool {
         await offPool { self.waitForCloseBlocking(timeout: timeout) }
     }
 

@@ -1,0 +1,361 @@
+import NIOCore
+import NIOPosix
+import SIPCore
+
+/// Where a request goes: a transport and an address. A stream target reuses an open connection
+/// to that address (one the peer opened to us included) before it opens a new one.
+public struct SIPTarget: Hashable, Sendable, CustomStringConvertible {
+    public var transport: SIPSource.Transport
+    public var address: SocketAddress
+
+    public init(transport: SIPSource.Transport, address: SocketAddress) {
+        self.transport = transport
+        self.address = address
+    }
+
+    /// Responses to a request go back the way it came; so do requests to the same flow.
+    public init(_ source: SIPSource) {
+        self.init(transport: source.transport, address: source.address)
+    }
+
+    /// RFC 3263 §4.1–4.2 for a URI whose host is an IP literal: the transport from `transport=`
+    /// (SIPS means TLS, which this edge does not speak yet, so it is refused), the port from the
+    /// URI or the transport's default. Names need DNS, which is the caller's business.
+    public init?(uri: SIPURI) {
+        guard uri.isSIP, uri.scheme != .sips else { return nil }
+        let transport: SIPSource.Transport
+        switch uri.transport?.lowercased() {
+        case nil, "udp": transport = .udp
+        case "tcp": transport = .tcp
+        default: return nil
+        }
+        var host = uri.host
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard let address = try? SocketAddress(ipAddress: host, port: Int(uri.port ?? 5060)) else { return nil }
+        self.init(transport: transport, address: address)
+    }
+
+    public var description: String { "\(transport) \(address)" }
+}
+
+/// What a client transaction tells its owner, on the edge's event loop.
+public enum SIPClientEvent: Hashable, Sendable {
+    case provisional(SIPResponse)
+    /// The final response; for an INVITE, also each retransmitted 2xx (RFC 6026 §8.4), which
+    /// the dialog acknowledges again.
+    case final(SIPResponse)
+    /// Timer B or F: no final response in 64*T1.
+    case timeout
+    /// The request could not be sent, or the connection it went on closed before the answer.
+    case transportError
+}
+
+/// Identifies a request sent through `SIPEdge.send`, so that an INVITE can be cancelled.
+public struct SIPClientHandle: Hashable, Sendable {
+    let key: SIPTransactionKey
+
+    public var isInvite: Bool { key.method == .invite }
+}
+
+extension SIPTransactionCore {
+    struct ClientLive {
+        enum Machine {
+            case nonInvite(ClientNonInviteTransaction)
+            case invite(ClientInviteTransaction)
+        }
+        var machine: Machine
+        var target: SIPTarget
+        var timer: Scheduled<Void>?
+        let onEvent: @Sendable (SIPClientEvent) -> Void
+        var finalSeen = false
+        var provisionalSeen = false
+        /// §9.1: a CANCEL waits for a provisional response.
+        var cancelPending = false
+    }
+
+    private enum ClientAction {
+        case transmit(SIPRequest)
+        case deliver(SIPResponse)
+        case terminated(SIPTransactionOutcome)
+
+        init(_ action: ClientNonInviteTransaction.Action) {
+            switch action {
+            case .transmit(let request): self = .transmit(request)
+            case .deliver(let response): self = .deliver(response)
+            case .terminated(let outcome): self = .terminated(outcome)
+            }
+        }
+
+        init(_ action: ClientInviteTransaction.Action) {
+            switch action {
+            case .transmit(let request): self = .transmit(request)
+            case .deliver(let response): self = .deliver(response)
+            case .terminated(let outcome): self = .terminated(outcome)
+            }
+        }
+    }
+
+    static func makeBranch() -> String {
+        SIPVia.magicCookie + String(UInt64.random(in: 1 ... .max), radix: 36) + String(UInt32.random(in: 1 ... .max), radix: 36)
+    }
+
+    /// Sends a new request in its own client transaction (§17.1): our Via with a fresh
+    /// magic-cookie branch and `rport` (RFC 3581 §3), Max-Forwards, then the machine.
+    func send(_ request: SIPRequest, to target: SIPTarget, branch: String,
+              onEvent: @escaping @Sendable (SIPClientEvent) -> Void) {
+        loop.preconditionInEventLoop()
+        var request = request
+        var target = target
+        // §18.1.1: a request within 200 bytes of the path MTU (1500 assumed, so 1300 bytes) goes
+        // over a congestion-controlled transport; `clientTransportFailed` falls back to UDP.
+        if target.transport == .udp, configuration.tcpPort != nil, request.estimatedSize > 1300 {
+            target.transport = .tcp
+        }
+        stampVia(&request, transport: target.transport, branch: branch)
+        if !request.headers.contains(.maxForwards) { request.headers.add(.maxForwards, "70") }
+        let key = SIPTransactionKey(branch: branch, sentBy: "", method: request.method)
+        startClient(request, to: target, key: key, onEvent: onEvent)
+    }
+
+    private func stampVia(_ request: inout SIPRequest, transport: SIPSource.Transport, branch: String) {
+        let sentBy = sentBy[transport] ?? configuration.host
+        request.headers.prepend(.via, "SIP/2.0/\(transport.rawValue) \(sentBy);branch=\(branch);rport")
+    }
+
+    /// Sends a request outside any transaction: the ACK for a 2xx (§13.2.2.4), which the
+    /// dialog owns. It needs its own branch (§8.1.1.7).
+    func sendStateless(_ request: SIPRequest, to target: SIPTarget) {
+        loop.preconditionInEventLoop()
+        var request = request
+        stampVia(&request, transport: target.transport, branch: Self.makeBranch())
+        if !request.headers.contains(.maxForwards) { request.headers.add(.maxForwards, "70") }
+        transmit(request, to: target) { _ in }
+    }
+
+    private func startClient(_ request: SIPRequest, to target: SIPTarget, key: SIPTransactionKey,
+                             onEvent: @escaping @Sendable (SIPClientEvent) -> Void) {
+        let reliable = target.transport != .udp
+        let now = now
+        let live: ClientLive
+        let actions: [ClientAction]
+        if request.method == .invite {
+            let (machine, first) = ClientInviteTransaction.start(request: request, reliable: reliable, now: now, timers: configuration.timers)
+            live = ClientLive(machine: .invite(machine), target: target, onEvent: onEvent)
+            actions = first.map(ClientAction.init)
+        } else {
+            let (machine, first) = ClientNonInviteTransaction.start(request: request, reliable: reliable, now: now, timers: configuration.timers)
+            live = ClientLive(machine: .nonInvite(machine), target: target, onEvent: onEvent)
+            actions = first.map(ClientAction.init)
+        }
+        clients[key] = live
+        performClient(actions, key: key)
+    }
+
+    /// A response arrived: hand it to its client transaction. False when none matches.
+    func receivedResponse(_ response: SIPResponse) -> Bool {
+        guard let key = SIPTransactionKey.client(response), clients[key] != nil else { return false }
+        let now = now
+        driveClient(key, nonInvite: { $0.received(response, now: now) }, invite: { $0.received(response, now: now) })
+        return true
+    }
+
+    /// §9.1: CANCEL a pending INVITE; sent once a provisional response has arrived.
+    func cancelClient(_ key: SIPTransactionKey) {
+        loop.preconditionInEventLoop()
+        guard var live = clients[key], case .invite = live.machine, !live.finalSeen else { return }
+        if live.provisionalSeen {
+            sendCancel(for: live)
+        } else {
+            live.cancelPending = true
+            clients[key] = live
+        }
+    }
+
+    func abandonClient(_ key: SIPTransactionKey) {
+        loop.preconditionInEventLoop()
+        clients.removeValue(forKey: key)?.timer?.cancel()
+    }
+
+    private func sendCancel(for live: ClientLive) {
+        guard case .invite(let machine) = live.machine else { return }
+        let invite = machine.request
+        var headers = SIPHeaders()
+        if let via = invite.headers.values(.via).first { headers.add(.via, via) }
+        for name in [SIPHeaderName.from, .to, .callID] { if let value = invite.headers[name] { headers.add(name, value) } }
+        if let cseq = invite.cseq { headers.add(.cseq, SIPCSeq(cseq.sequence, .cancel).description) }
+        for route in invite.headers.lines(.route) { headers.add(.route, route) }
+        headers.add(.maxForwards, "70")
+        let cancel = SIPRequest(method: .cancel, uri: invite.uri, headers: headers)
+        guard let key = SIPTransactionKey.client(cancel) else { return }
+        // The CANCEL's own outcome does not matter to the TU: the INVITE's 487 (or 2xx) does.
+        startClient(cancel, to: live.target, key: key, onEvent: { _ in })
+    }
+
+    private func driveClient(_ key: SIPTransactionKey,
+                             nonInvite: (inout ClientNonInviteTransaction) -> [ClientNonInviteTransaction.Action],
+                             invite: (inout ClientInviteTransaction) -> [ClientInviteTransaction.Action]) {
+        guard var live = clients[key] else { return }
+        let actions: [ClientAction]
+        switch live.machine {
+        case .nonInvite(var machine):
+            actions = nonInvite(&machine).map(ClientAction.init)
+            live.machine = .nonInvite(machine)
+        case .invite(var machine):
+            actions = invite(&machine).map(ClientAction.init)
+            live.machine = .invite(machine)
+        }
+        clients[key] = live
+        performClient(actions, key: key)
+    }
+
+    private func performClient(_ actions: [ClientAction], key: SIPTransactionKey) {
+        for action in actions {
+            guard var live = clients[key] else { return }
+            switch action {
+            case .transmit(let request):
+                transmit(request, to: live.target) { [weak self] sent in
+                    guard !sent, let self else { return }
+                    self.clientTransportFailed(key)
+                }
+            case .deliver(let response):
+                if response.isProvisional {
+                    live.provisionalSeen = true
+                    let cancel = live.cancelPending
+                    live.cancelPending = false
+                    clients[key] = live
+                    live.onEvent(.provisional(response))
+                    if cancel { sendCancel(for: live) }
+                } else {
+                    live.finalSeen = true
+                    clients[key] = live
+                    live.onEvent(.final(response))
+                }
+            case .terminated(let outcome):
+                live.timer?.cancel()
+                clients[key] = nil
+                guard !live.finalSeen else { return }
+                switch outcome {
+                case .timeout: live.onEvent(.timeout)
+                case .transportError: live.onEvent(.transportError)
+                case .completed: break
+                }
+                return
+            }
+        }
+        guard var live = clients[key] else { return }
+        live.timer?.cancel()
+        let deadline: SIPInstant? = switch live.machine {
+        case .nonInvite(let machine): machine.nextDeadline
+        case .invite(let machine): machine.nextDeadline
+        }
+        live.timer = arm(deadline) { [weak self] in
+            guard let self else { return }
+            let now = self.now
+            self.driveClient(key, nonInvite: { $0.deadlineReached(now: now) }, invite: { $0.deadlineReached(now: now) })
+        }
+        clients[key] = live
+    }
+
+    private func clientTransportFailed(_ key: SIPTransactionKey) {
+        // §18.1.1: a request moved to TCP for its size goes over UDP when TCP cannot connect.
+        if var live = clients[key], live.target.transport == .tcp, !live.provisionalSeen, !live.finalSeen,
+           case .nonInvite(let machine) = live.machine, machine.request.estimatedSize > 1300,
+           udpChannel != nil {
+            live.timer?.cancel()
+            clients[key] = nil
+            var request = machine.request
+            request.headers.removeFirstValue(.via)
+            live.target.transport = .udp
+            stampVia(&request, transport: .udp, branch: key.branch)
+            let (udpMachine, first) = ClientNonInviteTransaction.start(request: request, reliable: false, now: now, timers: configuration.timers)
+            live.machine = .nonInvite(udpMachine)
+            clients[key] = live
+            performClient(first.map(ClientAction.init), key: key)
+            return
+        }
+        driveClient(key, nonInvite: { $0.transportFailed() }, invite: { $0.transportFailed() })
+    }
+
+    /// A stream connection closed: requests waiting on it for an answer fail (§18.4).
+    func connectionClosed(_ address: SocketAddress, channel: any Channel) {
+        if let known = connections[address], known === channel { connections[address] = nil }
+        for (key, live) in clients where live.target.transport == .tcp && live.target.address == address && !live.finalSeen {
+            driveClient(key, nonInvite: { $0.transportFailed() }, invite: { $0.transportFailed() })
+        }
+    }
+
+    func failAllClients() {
+        for (key, _) in clients {
+            driveClient(key, nonInvite: { $0.transportFailed() }, invite: { $0.transportFailed() })
+        }
+    }
+
+    // MARK: Transport for requests
+
+    /// Writes a request to its target; `done(false)` when it could not be sent.
+    func transmit(_ request: SIPRequest, to target: SIPTarget, done: @escaping @Sendable (Bool) -> Void) {
+        switch target.transport {
+        case .udp:
+            guard let channel = udpChannel else { return done(false) }
+            var buffer = channel.allocator.buffer(capacity: request.estimatedSize)
+            request.write(into: &buffer)
+            channel.writeAndFlush(AddressedEnvelope(remoteAddress: target.address, data: buffer)).whenComplete { result in
+                if case .failure = result { done(false) }
+            }
+        case .tcp:
+            var buffer = ByteBufferAllocator().buffer(capacity: request.estimatedSize)
+            request.write(into: &buffer)
+            write(buffer, toStream: target.address, done: done)
+        }
+    }
+
+    private func write(_ buffer: ByteBuffer, toStream address: SocketAddress, done: @escaping @Sendable (Bool) -> Void) {
+        if let channel = connections[address] {
+            channel.writeAndFlush(buffer).whenComplete { result in
+                if case .failure = result { done(false) }
+            }
+            return
+        }
+        if connecting[address] != nil {
+            connecting[address]!.append((buffer, done))
+            return
+        }
+        connecting[address] = [(buffer, done)]
+        let limits = configuration.limits
+        let maxConnections = configuration.maxConnections
+        ClientBootstrap(group: loop)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connectTimeout(.seconds(5))
+            .channelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        SIPStreamHandler(core: self, limits: limits, maxConnections: maxConnections))
+                }
+            }
+            .connect(to: address)
+            .whenComplete { [self] result in
+                let pending = connecting.removeValue(forKey: address) ?? []
+                switch result {
+                case .success(let channel):
+                    connections[address] = channel
+                    for (buffer, done) in pending {
+                        channel.writeAndFlush(buffer).whenComplete { result in
+                            if case .failure = result { done(false) }
+                        }
+                    }
+                case .failure:
+                    for (_, done) in pending { done(false) }
+                }
+            }
+    }
+}
+
+extension SIPRequest {
+    /// Enough to size a buffer and to apply §18.1.1's 1300-byte rule: the serialized size
+    /// without the Via the edge is about to add (which the rule's 200-byte margin covers).
+    var estimatedSize: Int {
+        var size = 64 + body.count
+        for field in headers { size += field.name.rawValue.utf8.count + field.value.utf8.count + 4 }
+        return size
+    }
+}
