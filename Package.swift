@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.0"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
         // expat, the streaming XML tokenizer (libexpat1-dev).
@@ -44,6 +45,8 @@ let package = Package(
             dependencies: [
                 "XMLCore",
                 .product(name: "NIOCore", package: "swift-nio"),
+                // MD5 and SHA-256 for digest authentication (RFC 7616), HMAC for its nonces.
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strictSettings
         ),
@@ -64,6 +67,24 @@ let package = Package(
                 "SIPCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The gateway's state in SQLite (GRDB over the system libsqlite3): users, registrations,
+        // watcher decisions, pending notices. WAL, append-only migrations.
+        .target(
+            name: "GatewayStore",
+            dependencies: [.product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strictSettings
+        ),
+        // The SIP domain the gateway serves itself (embedded mode): registrar with digest,
+        // location service with several bindings per user, forking delivery with acceptance
+        // timeouts, presence.
+        .target(
+            name: "SIPDomain",
+            dependencies: [
+                "SIPCore", "SIPEdge", "GatewayStore",
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strictSettings
         ),
@@ -88,7 +109,7 @@ let package = Package(
         .executableTarget(
             name: "stox",
             dependencies: [
-                "SIPCore", "XMPPCore", "Interworking",
+                "SIPCore", "XMPPCore", "Interworking", "GatewayStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
@@ -136,6 +157,11 @@ let package = Package(
         .testTarget(
             name: "SIPEdgeTests",
             dependencies: ["SIPEdge", "StoxTesting", .product(name: "NIOPosix", package: "swift-nio")],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "SIPDomainTests",
+            dependencies: ["SIPDomain", "SIPEdge", "GatewayStore", "StoxTesting", .product(name: "NIOPosix", package: "swift-nio")],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -1,18 +1,32 @@
 #!/usr/bin/env bash
 # Installs the real third-party peers the interop tests run against, if missing (Debian/Ubuntu):
 # prosody (XMPP server), python3-slixmpp (scripted XMPP client), openssl (test certificates),
-# sip-tester (SIPp, a scripted SIP user agent).
+# sip-tester (SIPp, a scripted SIP user agent), python3-venv; and pjsua2 (pjsip's Python binding,
+# a real SIP user agent) from PyPI into the venv .build/interop-venv.
 # Their system services must not start (they would listen on 0.0.0.0): while apt runs, a
 # policy-rc.d that refuses service starts is in place unless one already exists.
 set -euo pipefail
-packages=(prosody python3-slixmpp openssl sip-tester)
+cd "$(dirname "$0")/.."
+packages=(prosody python3-slixmpp openssl sip-tester python3-venv)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
+install_venv() {
+  # Debian's python3 (not a pyenv shim): the wheel's ABI and python3-venv match it.
+  local venv=.build/interop-venv
+  if ! "$venv/bin/python" -c 'import pjsua2' 2>/dev/null; then
+    echo "installing pjsua2-python into $venv"
+    /usr/bin/python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check 'pjsua2-python==2.15.1.post1'
+  fi
+}
+if [ ${#missing[@]} -eq 0 ]; then
+  install_venv
+  exit 0
+fi
 if [ ! -e /usr/sbin/policy-rc.d ]; then
   printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
   $sudo chmod +x /usr/sbin/policy-rc.d
@@ -25,3 +39,4 @@ DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recomme
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prosody 2>/dev/null; then
   $sudo systemctl disable --now prosody || true
 fi
+install_venv

@@ -14,9 +14,10 @@ struct Stox: ParsableCommand {
             federation, so people on both sides see each other's presence and chat.
 
             `stox inspect` runs the protocol codecs on a captured message; `stox translate` shows what \
-            the gateway makes of it; `stox mappings verify` checks edited mapping tables.
+            the gateway makes of it; `stox mappings verify` checks edited mapping tables; `stox users` \
+            manages the SIP users of the embedded registrar.
             """,
         version: version,
-        subcommands: [Inspect.self, Mappings.self, Translate.self]
+        subcommands: [Inspect.self, Mappings.self, Translate.self, Users.self]
     )
 }

@@ -1,0 +1,258 @@
+import Foundation
+import GRDB
+
+/// A SIP user of a domain the gateway serves. Only the digest HA1s are kept (RFC 7616 §3.4.2),
+/// so the password never touches the disk; they bind the user to the realm, which is the domain.
+public struct StoredUser: Hashable, Sendable {
+    public var username: String
+    public var domain: String
+    public var ha1MD5: String
+    public var ha1SHA256: String
+    public var createdAt: Date
+
+    public init(username: String, domain: String, ha1MD5: String, ha1SHA256: String, createdAt: Date = Date()) {
+        self.username = username
+        self.domain = domain
+        self.ha1MD5 = ha1MD5
+        self.ha1SHA256 = ha1SHA256
+        self.createdAt = createdAt
+    }
+
+    public var addressOfRecord: String { "\(username)@\(domain)" }
+}
+
+/// A registration (RFC 3261 §10), as persisted: enough to reach the endpoint after a restart.
+public struct StoredBinding: Hashable, Sendable {
+    public var addressOfRecord: String
+    /// The Contact header value, parameters included (`+sip.instance`, `expires` stripped).
+    public var contact: String
+    public var callID: String
+    public var cseq: UInt32
+    public var expiresAt: Date
+    /// How the REGISTER arrived ("UDP"/"TCP") and from where ("ip:port"): the flow requests use.
+    public var transport: String
+    public var source: String
+    public var userAgent: String?
+
+    public init(addressOfRecord: String, contact: String, callID: String, cseq: UInt32, expiresAt: Date,
+                transport: String, source: String, userAgent: String?) {
+        self.addressOfRecord = addressOfRecord
+        self.contact = contact
+        self.callID = callID
+        self.cseq = cseq
+        self.expiresAt = expiresAt
+        self.transport = transport
+        self.source = source
+        self.userAgent = userAgent
+    }
+}
+
+/// A presentity's decision about a watcher (RFC 3857 §3.2.4 vocabulary: allow or block).
+public enum WatcherDecision: String, Hashable, Sendable, CaseIterable {
+    case allow
+    case block
+}
+
+public struct StoredWatcherDecision: Hashable, Sendable {
+    public var presentity: String
+    public var watcher: String
+    public var decision: WatcherDecision
+}
+
+/// A notice the gateway owes a user (the "missed message" of a delivery nobody accepted),
+/// kept until one of the user's endpoints accepts it.
+public struct StoredNotice: Hashable, Sendable {
+    public var id: Int64
+    public var addressOfRecord: String
+    public var text: String
+    public var createdAt: Date
+}
+
+public enum GatewayStoreError: Error, Hashable, CustomStringConvertible {
+    case userExists(String)
+    case noSuchUser(String)
+
+    public var description: String {
+        switch self {
+        case .userExists(let aor): "user \(aor) already exists"
+        case .noSuchUser(let aor): "no user \(aor)"
+        }
+    }
+}
+
+/// The gateway's durable state in SQLite. A file database runs in WAL mode (readers never wait
+/// for the writer); migrations are append-only, so a database written by an older release opens
+/// in a newer one. All calls are synchronous: callers on an event loop run them on a thread pool.
+public final class GatewayStore: Sendable {
+    private let writer: any DatabaseWriter
+
+    /// Opens (creating when missing) the database at `path`.
+    public init(path: String) throws {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(5)
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        writer = try DatabasePool(path: path, configuration: configuration)
+        try Self.migrator.migrate(writer)
+    }
+
+    /// A private in-memory database (tests).
+    public init() throws {
+        writer = try DatabaseQueue()
+        try Self.migrator.migrate(writer)
+    }
+
+    private static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        // Append new migrations below; never edit a released one.
+        migrator.registerMigration("v1: users, bindings, watcher decisions, notices") { db in
+            try db.execute(sql: """
+                CREATE TABLE users (
+                    username TEXT NOT NULL, domain TEXT NOT NULL,
+                    ha1_md5 TEXT NOT NULL, ha1_sha256 TEXT NOT NULL, created_at REAL NOT NULL,
+                    PRIMARY KEY (username, domain));
+                CREATE TABLE bindings (
+                    aor TEXT NOT NULL, contact TEXT NOT NULL, call_id TEXT NOT NULL, cseq INTEGER NOT NULL,
+                    expires_at REAL NOT NULL, transport TEXT NOT NULL, source TEXT NOT NULL, user_agent TEXT,
+                    PRIMARY KEY (aor, contact));
+                CREATE TABLE watcher_decisions (
+                    presentity TEXT NOT NULL, watcher TEXT NOT NULL, decision TEXT NOT NULL, decided_at REAL NOT NULL,
+                    PRIMARY KEY (presentity, watcher));
+                CREATE TABLE notices (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT, aor TEXT NOT NULL, text TEXT NOT NULL, created_at REAL NOT NULL);
+                CREATE INDEX notices_by_aor ON notices (aor);
+                """)
+        }
+        return migrator
+    }
+
+    // MARK: Users
+
+    public func addUser(_ user: StoredUser) throws {
+        try writer.write { db in
+            if try Row.fetchOne(db, sql: "SELECT 1 FROM users WHERE username = ? AND domain = ?",
+                                arguments: [user.username, user.domain]) != nil {
+                throw GatewayStoreError.userExists(user.addressOfRecord)
+            }
+            try db.execute(sql: "INSERT INTO users VALUES (?, ?, ?, ?, ?)",
+                           arguments: [user.username, user.domain, user.ha1MD5, user.ha1SHA256, user.createdAt.timeIntervalSince1970])
+        }
+    }
+
+    public func updatePassword(username: String, domain: String, ha1MD5: String, ha1SHA256: String) throws {
+        try writer.write { db in
+            try db.execute(sql: "UPDATE users SET ha1_md5 = ?, ha1_sha256 = ? WHERE username = ? AND domain = ?",
+                           arguments: [ha1MD5, ha1SHA256, username, domain])
+            if db.changesCount == 0 { throw GatewayStoreError.noSuchUser("\(username)@\(domain)") }
+        }
+    }
+
+    /// Removes the user and everything kept for them (bindings, decisions, notices).
+    public func removeUser(username: String, domain: String) throws {
+        let aor = "\(username)@\(domain)"
+        try writer.write { db in
+            try db.execute(sql: "DELETE FROM users WHERE username = ? AND domain = ?", arguments: [username, domain])
+            if db.changesCount == 0 { throw GatewayStoreError.noSuchUser(aor) }
+            try db.execute(sql: "DELETE FROM bindings WHERE aor = ?", arguments: [aor])
+            try db.execute(sql: "DELETE FROM watcher_decisions WHERE presentity = ?", arguments: [aor])
+            try db.execute(sql: "DELETE FROM notices WHERE aor = ?", arguments: [aor])
+        }
+    }
+
+    public func user(username: String, domain: String) throws -> StoredUser? {
+        try writer.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM users WHERE username = ? AND domain = ?", arguments: [username, domain])
+                .map(Self.user)
+        }
+    }
+
+    public func users() throws -> [StoredUser] {
+        try writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM users ORDER BY domain, username").map(Self.user)
+        }
+    }
+
+    private static func user(_ row: Row) -> StoredUser {
+        StoredUser(username: row["username"], domain: row["domain"], ha1MD5: row["ha1_md5"], ha1SHA256: row["ha1_sha256"],
+                   createdAt: Date(timeIntervalSince1970: row["created_at"]))
+    }
+
+    // MARK: Bindings
+
+    /// Replaces every binding of an address-of-record (the registrar's view after a REGISTER).
+    public func replaceBindings(of aor: String, with bindings: [StoredBinding]) throws {
+        try writer.write { db in
+            try db.execute(sql: "DELETE FROM bindings WHERE aor = ?", arguments: [aor])
+            for binding in bindings {
+                try db.execute(sql: "INSERT INTO bindings VALUES (?, ?, ?, ?, ?, ?, ?, ?)", arguments: [
+                    binding.addressOfRecord, binding.contact, binding.callID, Int64(binding.cseq),
+                    binding.expiresAt.timeIntervalSince1970, binding.transport, binding.source, binding.userAgent,
+                ])
+            }
+        }
+    }
+
+    /// Every binding not yet expired at `now` (expired ones are deleted on the way).
+    public func bindings(at now: Date = Date()) throws -> [StoredBinding] {
+        try writer.write { db in
+            try db.execute(sql: "DELETE FROM bindings WHERE expires_at <= ?", arguments: [now.timeIntervalSince1970])
+            return try Row.fetchAll(db, sql: "SELECT * FROM bindings ORDER BY aor, contact").map { row in
+                StoredBinding(addressOfRecord: row["aor"], contact: row["contact"], callID: row["call_id"],
+                              cseq: UInt32(clamping: row["cseq"] as Int64), expiresAt: Date(timeIntervalSince1970: row["expires_at"]),
+                              transport: row["transport"], source: row["source"], userAgent: row["user_agent"])
+            }
+        }
+    }
+
+    // MARK: Watcher decisions
+
+    public func setDecision(_ decision: WatcherDecision?, presentity: String, watcher: String) throws {
+        try writer.write { db in
+            if let decision {
+                try db.execute(sql: "INSERT OR REPLACE INTO watcher_decisions VALUES (?, ?, ?, ?)",
+                               arguments: [presentity, watcher, decision.rawValue, Date().timeIntervalSince1970])
+            } else {
+                try db.execute(sql: "DELETE FROM watcher_decisions WHERE presentity = ? AND watcher = ?", arguments: [presentity, watcher])
+            }
+        }
+    }
+
+    public func decisions(presentity: String? = nil) throws -> [StoredWatcherDecision] {
+        try writer.read { db in
+            let rows = if let presentity {
+                try Row.fetchAll(db, sql: "SELECT * FROM watcher_decisions WHERE presentity = ? ORDER BY watcher", arguments: [presentity])
+            } else {
+                try Row.fetchAll(db, sql: "SELECT * FROM watcher_decisions ORDER BY presentity, watcher")
+            }
+            return rows.compactMap { row in
+                WatcherDecision(rawValue: row["decision"]).map {
+                    StoredWatcherDecision(presentity: row["presentity"], watcher: row["watcher"], decision: $0)
+                }
+            }
+        }
+    }
+
+    // MARK: Notices
+
+    @discardableResult
+    public func addNotice(for aor: String, text: String, at date: Date = Date()) throws -> Int64 {
+        try writer.write { db in
+            try db.execute(sql: "INSERT INTO notices (aor, text, created_at) VALUES (?, ?, ?)",
+                           arguments: [aor, text, date.timeIntervalSince1970])
+            return db.lastInsertedRowID
+        }
+    }
+
+    public func notices(for aor: String) throws -> [StoredNotice] {
+        try writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM notices WHERE aor = ? ORDER BY id", arguments: [aor]).map { row in
+                StoredNotice(id: row["id"], addressOfRecord: row["aor"], text: row["text"],
+                             createdAt: Date(timeIntervalSince1970: row["created_at"]))
+            }
+        }
+    }
+
+    public func removeNotice(id: Int64) throws {
+        try writer.write { db in try db.execute(sql: "DELETE FROM notices WHERE id = ?", arguments: [id]) }
+    }
+}

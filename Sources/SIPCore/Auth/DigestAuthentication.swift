@@ -1,0 +1,192 @@
+import Crypto
+
+/// RFC 7616 digest algorithms as SIP uses them (RFC 3261 §22.4, RFC 8760).
+public enum DigestAlgorithm: String, CaseIterable, Hashable, Sendable {
+    // Order of preference: a challenge offers SHA-256 first (RFC 8760 §2.4), MD5 for old UAs.
+    case sha256 = "SHA-256"
+    case md5 = "MD5"
+
+    public init?(token: String) {
+        guard let algorithm = Self.allCases.first(where: { $0.rawValue.caseInsensitiveEquals(token) }) else { return nil }
+        self = algorithm
+    }
+
+    /// The lowercase hex digest of `text`, the H() of RFC 7616 §3.4.
+    public func hash(_ text: String) -> String {
+        switch self {
+        case .md5: Self.hex(Insecure.MD5.hash(data: Array(text.utf8)))
+        case .sha256: Self.hex(SHA256.hash(data: Array(text.utf8)))
+        }
+    }
+
+    static func hex(_ bytes: some Sequence<UInt8>) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// HA1 = H(username:realm:password) (RFC 7616 §3.4.2). The store keeps these, never the
+    /// password.
+    public func ha1(username: String, realm: String, password: String) -> String {
+        hash("\(username):\(realm):\(password)")
+    }
+}
+
+/// Digest authentication for one realm (RFC 3261 §22, RFC 7616 with `qop=auth`).
+///
+/// Nonces carry their issue time and an HMAC over it, so a nonce is checked without keeping
+/// state, and one that has expired earns `stale=true` (the UA retries without asking the user).
+/// Replays are refused by remembering, per nonce still valid, the highest nonce-count seen
+/// (RFC 7616 §3.4.5); a nonce used without qop may be used once.
+public struct DigestAuthenticator: Sendable {
+    public enum Verdict: Hashable, Sendable {
+        case authenticated(username: String)
+        /// No (usable) credentials for this realm: challenge.
+        case missing
+        /// The nonce expired or is unknown but was ours: challenge again with `stale=true`.
+        case stale
+        /// Wrong password, a replayed nonce-count, a forged nonce or a mismatched URI.
+        case rejected(reason: String)
+    }
+
+    public let realm: String
+    public let nonceLifetime: Duration
+    private let key: SymmetricKey
+    /// nonce → highest nc accepted (0 for a qop-less use). Pruned as nonces expire.
+    private var counts: [String: UInt32] = [:]
+    private var lastPrune = SIPInstant.origin
+
+    public init(realm: String, nonceLifetime: Duration = .seconds(300), secret: [UInt8]? = nil) {
+        self.realm = realm
+        self.nonceLifetime = nonceLifetime
+        self.key = secret.map { SymmetricKey(data: $0) } ?? SymmetricKey(size: .bits256)
+    }
+
+    /// `WWW-Authenticate` (401) or `Proxy-Authenticate` (407) values: one per algorithm,
+    /// SHA-256 first, sharing one nonce.
+    public func challenges(now: SIPInstant, stale: Bool = false) -> [SIPAuthorization] {
+        let nonce = makeNonce(now: now)
+        return DigestAlgorithm.allCases.map { algorithm in
+            var challenge = SIPAuthorization(scheme: "Digest")
+            challenge.add("realm", realm)
+            challenge.add("nonce", nonce)
+            challenge.add("algorithm", algorithm.rawValue)
+            challenge.add("qop", "auth", quoted: true)
+            if stale { challenge.add("stale", "true") }
+            return challenge
+        }
+    }
+
+    private func makeNonce(now: SIPInstant) -> String {
+        let issued = String(UInt64(now.sinceOrigin.components.seconds), radix: 16)
+        let salt = String(UInt64.random(in: 0 ... .max), radix: 16)
+        return issued + "." + salt + "." + signature(issued + "." + salt)
+    }
+
+    private func signature(_ text: String) -> String {
+        DigestAlgorithm.hex(HMAC<SHA256>.authenticationCode(for: Array(text.utf8), using: key).prefix(16))
+    }
+
+    /// Checks a request's credentials for this realm against the user's stored HA1s. `ha1`
+    /// returns nil for an unknown user (which is `rejected`, like a wrong password, so that
+    /// user names cannot be probed).
+    public mutating func verify(_ request: SIPRequest, header: SIPHeaderName, now: SIPInstant,
+                                ha1: (_ username: String, DigestAlgorithm) -> String?) -> Verdict {
+        prune(now: now)
+        let candidates = request.headers.values(header).compactMap(SIPAuthorization.parse)
+        guard let credentials = candidates.first(where: { $0.isDigest && $0.realm == realm }) else { return .missing }
+        guard let username = credentials.username, let nonce = credentials.nonce,
+              let response = credentials.response, let uri = credentials.uri else {
+            return .rejected(reason: "incomplete credentials")
+        }
+        guard let algorithm = DigestAlgorithm(token: credentials.algorithm) else {
+            return .rejected(reason: "unsupported algorithm \(credentials.algorithm)")
+        }
+        // The nonce must be ours and fresh.
+        let parts = nonce.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3, signature(parts[0] + "." + parts[1]) == parts[2],
+              let issued = UInt64(parts[0], radix: 16) else {
+            return .stale
+        }
+        if now.sinceOrigin - .seconds(Int64(issued)) > nonceLifetime { return .stale }
+        // RFC 3261 §22.4 / RFC 7616 §3.4.6: the digest-uri must name the Request-URI.
+        guard let named = SIPURI.parse(uri), named.user == request.uri.user,
+              named.host.caseInsensitiveEquals(request.uri.host) else {
+            return .rejected(reason: "digest uri does not match the Request-URI")
+        }
+        guard let ha1 = ha1(username, algorithm) else { return .rejected(reason: "unknown user") }
+        let ha2 = algorithm.hash("\(request.method.rawValue):\(uri)")
+        let qop = credentials.qop.first
+        let expected: String
+        var count: UInt32 = 0
+        if let qop {
+            guard qop == "auth", let cnonce = credentials.cnonce, let nc = credentials.nonceCount,
+                  let parsed = UInt32(nc, radix: 16) else {
+                return .rejected(reason: "unsupported qop or missing cnonce/nc")
+            }
+            count = parsed
+            expected = algorithm.hash("\(ha1):\(nonce):\(nc):\(cnonce):\(qop):\(ha2)")
+        } else {
+            expected = algorithm.hash("\(ha1):\(nonce):\(ha2)")
+        }
+        guard constantTimeEquals(expected, response.lowercased()) else { return .rejected(reason: "wrong credentials") }
+        // Replay protection: each use of a nonce must raise its count.
+        if let seen = counts[nonce], qop == nil || count <= seen {
+            return .rejected(reason: "replayed nonce count")
+        }
+        counts[nonce] = count
+        return .authenticated(username: username)
+    }
+
+    private mutating func prune(now: SIPInstant) {
+        guard now - lastPrune > nonceLifetime else { return }
+        lastPrune = now
+        counts = counts.filter { nonce, _ in
+            guard let issued = nonce.split(separator: ".").first.flatMap({ UInt64($0, radix: 16) }) else { return false }
+            return now.sinceOrigin - .seconds(Int64(issued)) <= nonceLifetime
+        }
+    }
+
+    private func constantTimeEquals(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        guard x.count == y.count else { return false }
+        var difference: UInt8 = 0
+        for index in x.indices { difference |= x[index] ^ y[index] }
+        return difference == 0
+    }
+}
+
+/// A UA's side of digest (RFC 7616 §3.4), for requests the gateway itself sends to a peer that
+/// challenges it, and for tests.
+public enum DigestClient {
+    public static func credentials(for challenge: SIPAuthorization, method: SIPMethod, uri: String,
+                                   username: String, password: String, nonceCount: UInt32 = 1,
+                                   cnonce: String = String(UInt64.random(in: 1 ... .max), radix: 16)) -> SIPAuthorization? {
+        guard let realm = challenge.realm, let nonce = challenge.nonce,
+              let algorithm = DigestAlgorithm(token: challenge.algorithm) else { return nil }
+        let ha1 = algorithm.ha1(username: username, realm: realm, password: password)
+        let ha2 = algorithm.hash("\(method.rawValue):\(uri)")
+        var credentials = SIPAuthorization(scheme: "Digest")
+        credentials.add("username", username)
+        credentials.add("realm", realm)
+        credentials.add("nonce", nonce)
+        credentials.add("uri", uri)
+        credentials.add("algorithm", algorithm.rawValue)
+        if challenge.qop.contains("auth") {
+            let nc = String(nonceCount, radix: 16)
+            let padded = String(repeating: "0", count: max(0, 8 - nc.count)) + nc
+            credentials.add("response", algorithm.hash("\(ha1):\(nonce):\(padded):\(cnonce):auth:\(ha2)"))
+            credentials.add("qop", "auth", quoted: false)
+            credentials.add("nc", padded)
+            credentials.add("cnonce", cnonce)
+        } else {
+            credentials.add("response", algorithm.hash("\(ha1):\(nonce):\(ha2)"))
+        }
+        if let opaque = challenge.opaque { credentials.add("opaque", opaque) }
+        return credentials
+    }
+}

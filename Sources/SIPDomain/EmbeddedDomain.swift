@@ -1,0 +1,357 @@
+import Dispatch
+import Foundation
+import GatewayStore
+import NIOCore
+import SIPCore
+import SIPEdge
+
+/// The SIP domains the gateway serves itself (embedded mode): a registrar that authenticates
+/// with digest against the users in the store and keeps several bindings per user (MPOP), and
+/// delivery that forks to every endpoint and counts a message as delivered only when one
+/// accepts it.
+///
+/// Loop-bound: every mutable property is touched only on the edge's event loop, which is why
+/// the class is `@unchecked Sendable`. Store calls (blocking SQLite) run on `storeQueue` and hop
+/// back to the loop; the queue is serial, so writes keep their order.
+public final class EmbeddedDomain: @unchecked Sendable {
+    public let configuration: EmbeddedDomainConfiguration
+    public let edge: SIPEdge
+    private let store: GatewayStore
+    private let loop: any EventLoop
+    private let storeQueue = DispatchQueue(label: "stox.sipdomain.store")
+    private let clockOrigin = ContinuousClock.now
+    private var authenticators: [String: DigestAuthenticator] = [:]
+    private var locations: [String: [SIPBinding]] = [:]
+    private var noticesInFlight: Set<Int64> = []
+    /// Requests for domains this gateway does not serve (the XMPP side, in the gateway).
+    private let foreign: (@Sendable (SIPServerRequest) -> Void)?
+
+    static let allowedMethods: [SIPMethod] = [.register, .message, .options, .ack, .cancel]
+
+    private init(configuration: EmbeddedDomainConfiguration, edge: SIPEdge, store: GatewayStore,
+                 bindings: [SIPBinding], foreign: (@Sendable (SIPServerRequest) -> Void)?) {
+        self.configuration = configuration
+        self.edge = edge
+        self.store = store
+        self.loop = edge.eventLoop
+        self.foreign = foreign
+        for domain in configuration.domains {
+            authenticators[domain] = DigestAuthenticator(realm: domain, nonceLifetime: configuration.nonceLifetime)
+        }
+        for binding in bindings { locations[binding.addressOfRecord, default: []].append(binding) }
+    }
+
+    /// Starts the SIP edge with this domain as its transaction user. Bindings that were
+    /// registered before a restart and have not expired are restored from the store.
+    public static func start(_ configuration: EmbeddedDomainConfiguration, edge edgeConfiguration: SIPEdgeConfiguration,
+                             store: GatewayStore, group: any EventLoopGroup,
+                             foreign: (@Sendable (SIPServerRequest) -> Void)? = nil) async throws -> EmbeddedDomain {
+        let restored = try await Self.onQueue { try store.bindings() }.compactMap { Self.binding(from: $0, configuration: configuration) }
+        let slot = DomainSlot()
+        let edge = try await SIPEdge.start(edgeConfiguration, handlers: SIPEdgeHandlers(
+            request: { request in
+                guard let domain = slot.domain else {
+                    // Only in the moment between the listeners binding and `start` returning.
+                    return request.respond(request.request.makeResponse(503, toTag: Self.makeTag()))
+                }
+                domain.handle(request)
+            }), group: group)
+        let domain = EmbeddedDomain(configuration: configuration, edge: edge, store: store, bindings: restored, foreign: foreign)
+        try await edge.eventLoop.submit { slot.domain = domain }.get()
+        return domain
+    }
+
+    public func stop() async {
+        await edge.stop()
+    }
+
+    // MARK: Requests
+
+    /// Routes one request from the edge (on the loop).
+    func handle(_ server: SIPServerRequest) {
+        let request = server.request
+        switch request.method {
+        case .register:
+            register(server)
+        case .options where configuration.serves(request.uri.host):
+            var response = request.makeResponse(200, toTag: Self.makeTag())
+            response.headers.add(.allow, Self.allowedMethods.map(\.rawValue).joined(separator: ", "))
+            response.headers.add(.accept, "text/plain, text/html")
+            server.respond(response)
+        case _ where !configuration.serves(request.uri.host):
+            if let foreign { return foreign(server) }
+            // Not an open relay: only the served domains and, with the gateway, XMPP ones.
+            server.respond(request.makeResponse(404, reasonPhrase: "Domain Not Served", toTag: Self.makeTag()))
+        case .message:
+            message(server)
+        default:
+            var response = request.makeResponse(405, toTag: Self.makeTag())
+            response.headers.add(.allow, Self.allowedMethods.map(\.rawValue).joined(separator: ", "))
+            server.respond(response)
+        }
+    }
+
+    // MARK: Registrar (RFC 3261 §10.3)
+
+    private func register(_ server: SIPServerRequest) {
+        let request = server.request
+        // Step 1: the Request-URI names the domain; step 5: the To is the address-of-record.
+        guard configuration.serves(request.uri.host), let to = request.to, to.uri.isSIP,
+              configuration.serves(to.uri.host), let user = to.uri.decodedUser, !user.isEmpty else {
+            return server.respond(request.makeResponse(404, reasonPhrase: "Domain Not Served", toTag: Self.makeTag()))
+        }
+        let domain = to.uri.host.lowercased()
+        let aor = "\(user)@\(domain)"
+        authenticate(server, realm: domain, proxy: false) { [self] username in
+            // Step 4: the authenticated user may only register their own address.
+            guard username == user else {
+                return server.respond(request.makeResponse(403, reasonPhrase: "Not Your Address", toTag: Self.makeTag()))
+            }
+            let now = Date()
+            switch Registrar.apply(request, aor: aor, to: locations[aor] ?? [], flow: SIPTarget(server.source), now: now,
+                                   configuration: configuration) {
+            case .failure(.intervalTooBrief(let minimum)):
+                var response = request.makeResponse(423, toTag: Self.makeTag())
+                response.headers.add(.minExpires, String(minimum))
+                server.respond(response)
+            case .failure(.badRequest(let reason)):
+                server.respond(request.makeResponse(400, reasonPhrase: reason, toTag: Self.makeTag()))
+            case .failure(.forbidden(let reason)):
+                server.respond(request.makeResponse(403, reasonPhrase: reason, toTag: Self.makeTag()))
+            case .success(let bindings):
+                let added = bindings.contains { binding in !(locations[aor] ?? []).contains { $0.contact == binding.contact } }
+                locations[aor] = bindings.isEmpty ? nil : bindings
+                persist(aor: aor, bindings: bindings)
+                server.respond(Registrar.success(request, bindings: bindings, now: now, toTag: Self.makeTag()))
+                // A device that signs in gets what it missed while away.
+                if added || !bindings.isEmpty { deliverNotices(to: aor) }
+            }
+        }
+    }
+
+    private func persist(aor: String, bindings: [SIPBinding]) {
+        let stored = bindings.map { binding in
+            StoredBinding(addressOfRecord: aor, contact: binding.contact.description, callID: binding.callID,
+                          cseq: binding.cseq, expiresAt: binding.expiresAt, transport: binding.flow.transport.rawValue,
+                          source: Self.hostPort(binding.flow.address), userAgent: binding.userAgent)
+        }
+        let store = self.store
+        storeQueue.async { try? store.replaceBindings(of: aor, with: stored) }
+    }
+
+    /// The current bindings of an address-of-record (`user@domain`).
+    public func bindings(of aor: String) async -> [SIPBinding] {
+        (try? await loop.submit { [self] in currentBindings(aor) }.get()) ?? []
+    }
+
+    private func currentBindings(_ aor: String) -> [SIPBinding] {
+        let now = Date()
+        let live = (locations[aor] ?? []).filter { $0.expiresAt > now }
+        locations[aor] = live.isEmpty ? nil : live
+        return live
+    }
+
+    // MARK: Authentication (RFC 3261 §22, RFC 7616)
+
+    /// Runs `then` with the authenticated user name, or answers the request with a challenge
+    /// (401/407) or 403. The user's HA1s are read from the store off the loop.
+    private func authenticate(_ server: SIPServerRequest, realm: String, proxy: Bool, then: @escaping @Sendable (String) -> Void) {
+        let header: SIPHeaderName = proxy ? .proxyAuthorization : .authorization
+        let offered = server.request.headers.values(header).compactMap(SIPAuthorization.parse)
+            .first { $0.isDigest && $0.realm == realm }
+        guard let username = offered?.username else { return challenge(server, realm: realm, proxy: proxy, stale: false) }
+        let store = self.store
+        storeQueue.async { [self] in
+            let user = try? store.user(username: username, domain: realm)
+            loop.execute { [self] in
+                let verdict = authenticators[realm]?.verify(server.request, header: header, now: now) { name, algorithm in
+                    guard let user, name == user.username else { return nil }
+                    return algorithm == .md5 ? user.ha1MD5 : user.ha1SHA256
+                } ?? .missing
+                switch verdict {
+                case .authenticated(let name): then(name)
+                case .missing: challenge(server, realm: realm, proxy: proxy, stale: false)
+                case .stale: challenge(server, realm: realm, proxy: proxy, stale: true)
+                case .rejected(let reason):
+                    server.respond(server.request.makeResponse(403, reasonPhrase: "Forbidden (\(reason))", toTag: Self.makeTag()))
+                }
+            }
+        }
+    }
+
+    private func challenge(_ server: SIPServerRequest, realm: String, proxy: Bool, stale: Bool) {
+        guard let authenticator = authenticators[realm] else { return }
+        var response = server.request.makeResponse(proxy ? 407 : 401, toTag: Self.makeTag())
+        for challenge in authenticator.challenges(now: now, stale: stale) {
+            response.headers.add(proxy ? .proxyAuthenticate : .wwwAuthenticate, challenge.description)
+        }
+        server.respond(response)
+    }
+
+    private var now: SIPInstant { SIPInstant(clockOrigin.duration(to: .now)) }
+
+    // MARK: Messages (RFC 3428), forked across endpoints
+
+    private func message(_ server: SIPServerRequest) {
+        let request = server.request
+        guard let from = request.from, from.uri.isSIP, configuration.serves(from.uri.host),
+              let sender = from.uri.decodedUser else {
+            // Over the wire, only the domain's own users send to it; other SIP domains come in
+            // through peer mode, and XMPP users through the gateway.
+            return server.respond(request.makeResponse(403, reasonPhrase: "Sender Not Served Here", toTag: Self.makeTag()))
+        }
+        let senderDomain = from.uri.host.lowercased()
+        authenticate(server, realm: senderDomain, proxy: true) { [self] username in
+            guard username == sender else {
+                return server.respond(request.makeResponse(403, reasonPhrase: "Not Your Address", toTag: Self.makeTag()))
+            }
+            guard let user = request.uri.decodedUser else {
+                return server.respond(request.makeResponse(404, toTag: Self.makeTag()))
+            }
+            let aor = "\(user)@\(request.uri.host.lowercased())"
+            let store = self.store
+            let recipientDomain = request.uri.host.lowercased()
+            storeQueue.async { [self] in
+                let exists = (try? store.user(username: user, domain: recipientDomain)) != nil
+                loop.execute { [self] in
+                    guard exists else { return server.respond(request.makeResponse(404, toTag: Self.makeTag())) }
+                    deliver(request, to: aor, budget: configuration.sipMessageBudget) { outcome in
+                        server.respond(Self.response(to: request, for: outcome))
+                    }
+                }
+            }
+        }
+    }
+
+    /// What the sender is told: the accepting endpoint's 2xx, or why nobody accepted.
+    static func response(to request: SIPRequest, for outcome: SIPDeliveryOutcome) -> SIPResponse {
+        switch outcome {
+        case .accepted(let response, _):
+            return request.makeResponse(response.statusCode, toTag: response.to?.tag ?? makeTag())
+        case .failed(let best?) where ![401, 407, 408].contains(best.statusCode):
+            return request.makeResponse(best.statusCode, reasonPhrase: best.reasonPhrase, toTag: makeTag())
+        case .failed:
+            // RFC 4320: no 408 to a non-INVITE; "contacted but unavailable" is 480.
+            return request.makeResponse(480, reasonPhrase: "Not Accepted By Any Endpoint", toTag: makeTag())
+        case .offline:
+            return request.makeResponse(480, reasonPhrase: "User Offline", toTag: makeTag())
+        }
+    }
+
+    /// Delivers a request to every endpoint of `aor` (the gateway's entry point for messages from
+    /// XMPP). With no `budget`, each branch waits its class's full acceptance timeout.
+    public func deliver(_ request: SIPRequest, to aor: String, budget: Duration? = nil) async -> SIPDeliveryOutcome {
+        await withCheckedContinuation { continuation in
+            loop.execute { [self] in
+                deliver(request, to: aor, budget: budget) { continuation.resume(returning: $0) }
+            }
+        }
+    }
+
+    private func deliver(_ request: SIPRequest, to aor: String, budget: Duration?, completion: @escaping @Sendable (SIPDeliveryOutcome) -> Void) {
+        ForkedDelivery.start(request, to: currentBindings(aor), edge: edge, budget: budget) { [self] outcome in
+            completion(outcome)
+            switch outcome {
+            case .accepted: break
+            case .failed(let best) where (best?.statusCode ?? 0) >= 600: break  // declined on purpose
+            case .failed, .offline: recordMissed(request, for: aor)
+            }
+        }
+    }
+
+    // MARK: Missed-message notices
+
+    private func recordMissed(_ request: SIPRequest, for aor: String) {
+        let text = Self.missedNotice(for: request, at: Date())
+        let store = self.store
+        storeQueue.async { [self] in
+            _ = try? store.addNotice(for: aor, text: text)
+            loop.execute { [self] in deliverNotices(to: aor) }
+        }
+    }
+
+    /// "Missed message from NAME <URI> at TIME UTC: TEXT", the text cut to 200 characters.
+    static func missedNotice(for request: SIPRequest, at date: Date) -> String {
+        let sender = request.from.map { address in
+            address.displayName.map { "\($0) <\(address.uri.addressOfRecord)>" } ?? "<\(address.uri.addressOfRecord)>"
+        } ?? "an unknown sender"
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyy-MM-dd HH:mm:ss"
+        var notice = "Missed message from \(sender) at \(formatter.string(from: date)) UTC"
+        if request.contentType.map({ $0.type.lowercased() == "text" }) ?? false, let text = String(validating: request.body, as: UTF8.self) {
+            let excerpt = text.count > 200 ? String(text.prefix(200)) + "…" : text
+            notice += ": " + excerpt
+        }
+        return notice
+    }
+
+    /// Sends the notices kept for `aor` to its endpoints; one is removed once an endpoint
+    /// accepts it, and otherwise waits for the user's next registration.
+    private func deliverNotices(to aor: String) {
+        let store = self.store
+        storeQueue.async { [self] in
+            let notices = (try? store.notices(for: aor)) ?? []
+            loop.execute { [self] in
+                let bindings = currentBindings(aor)
+                guard !bindings.isEmpty else { return }
+                for notice in notices where !noticesInFlight.contains(notice.id) {
+                    noticesInFlight.insert(notice.id)
+                    ForkedDelivery.start(noticeRequest(notice), to: bindings, edge: edge, budget: nil) { [self] outcome in
+                        noticesInFlight.remove(notice.id)
+                        if case .accepted = outcome { storeQueue.async { try? store.removeNotice(id: notice.id) } }
+                    }
+                }
+            }
+        }
+    }
+
+    private func noticeRequest(_ notice: StoredNotice) -> SIPRequest {
+        let domain = notice.addressOfRecord.split(separator: "@").last.map(String.init) ?? ""
+        var headers = SIPHeaders()
+        headers.add(.from, "\"\(domain)\" <sip:\(domain)>;tag=\(Self.makeTag())")
+        headers.add(.to, "<sip:\(notice.addressOfRecord)>")
+        headers.add(.callID, "notice-\(notice.id)-\(Self.makeTag())")
+        headers.add(.cseq, "1 MESSAGE")
+        headers.add(.contentType, "text/plain;charset=UTF-8")
+        return SIPRequest(method: .message, uri: SIPURI(scheme: .sip, user: nil, host: domain), headers: headers,
+                          body: Array(notice.text.utf8))
+    }
+
+    // MARK: Helpers
+
+    static func makeTag() -> String { String(UInt64.random(in: 1 ... .max), radix: 36) }
+
+    static func hostPort(_ address: SocketAddress) -> String {
+        let ip = address.ipAddress ?? "0.0.0.0"
+        return (ip.contains(":") ? "[\(ip)]" : ip) + ":" + String(address.port ?? 0)
+    }
+
+    static func binding(from stored: StoredBinding, configuration: EmbeddedDomainConfiguration) -> SIPBinding? {
+        guard let contact = SIPNameAddress.parse(stored.contact),
+              let transport = SIPSource.Transport(rawValue: stored.transport),
+              let colon = stored.source.lastIndex(of: ":"), let port = Int(stored.source[stored.source.index(after: colon)...]) else {
+            return nil
+        }
+        var host = String(stored.source[..<colon])
+        if host.hasPrefix("[") { host = String(host.dropFirst().dropLast()) }
+        guard let address = try? SocketAddress(ipAddress: host, port: port) else { return nil }
+        return SIPBinding(addressOfRecord: stored.addressOfRecord, contact: contact, callID: stored.callID, cseq: stored.cseq,
+                          expiresAt: stored.expiresAt, flow: SIPTarget(transport: transport, address: address),
+                          userAgent: stored.userAgent,
+                          endpointClass: configuration.endpointClass(contactParameters: contact.parameters, userAgent: stored.userAgent))
+    }
+
+    private static func onQueue<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
+        }
+    }
+}
+
+/// Lets the edge's handler reach the domain, which exists only once the edge has started.
+private final class DomainSlot: @unchecked Sendable {
+    // Written once on the edge's loop, before which requests get 503; read on the loop.
+    var domain: EmbeddedDomain?
+}

@@ -1,0 +1,115 @@
+import SIPCore
+
+/// How long a forked request waits for one kind of endpoint to accept it. Desktop clients answer
+/// at once or not at all; mobile clients may need a push wake-up first, so Lync gives them
+/// longer (../shared/reference/protocols.md §4).
+public struct EndpointClass: Hashable, Sendable {
+    public var name: String
+    public var acceptanceTimeout: Duration
+
+    public init(name: String, acceptanceTimeout: Duration) {
+        self.name = name
+        self.acceptanceTimeout = acceptanceTimeout
+    }
+
+    public static let desktop = EndpointClass(name: "desktop", acceptanceTimeout: .seconds(15))
+    public static let mobile = EndpointClass(name: "mobile", acceptanceTimeout: .seconds(60))
+}
+
+/// Puts a registered endpoint in a class, by a Contact parameter or its User-Agent.
+public struct EndpointClassRule: Hashable, Sendable {
+    public enum Match: Hashable, Sendable {
+        /// A Contact parameter (a feature tag such as RFC 3840's `+sip.mobility`), with the
+        /// value it must have (quotes ignored, case-insensitive), or any value when nil.
+        case contactParameter(name: String, value: String?)
+        /// A case-insensitive substring of the REGISTER's User-Agent.
+        case userAgentContains(String)
+    }
+
+    public var match: Match
+    public var className: String
+
+    public init(_ match: Match, className: String) {
+        self.match = match
+        self.className = className
+    }
+
+    /// RFC 3840 §9's mobility tag, then the User-Agent words common mobile clients send.
+    public static let defaults: [EndpointClassRule] = [
+        EndpointClassRule(.contactParameter(name: "+sip.mobility", value: "mobile"), className: "mobile"),
+        EndpointClassRule(.userAgentContains("Android"), className: "mobile"),
+        EndpointClassRule(.userAgentContains("iPhone"), className: "mobile"),
+        EndpointClassRule(.userAgentContains("iOS"), className: "mobile"),
+    ]
+}
+
+/// Who may watch a user's presence without the user's explicit decision.
+public enum WatcherPolicy: String, Hashable, Sendable {
+    /// Every unknown watcher stays pending until the user decides.
+    case ask
+    /// Watchers from the served domains are allowed at once; others stay pending.
+    case allowSameDomain = "same-domain"
+    /// Everyone is allowed at once.
+    case allowAll = "all"
+}
+
+/// Settings of the SIP domains the gateway serves itself.
+public struct EmbeddedDomainConfiguration: Sendable {
+    /// The served domains; each is also its digest realm.
+    public var domains: [String]
+    /// RFC 3261 §10.3: registrations shorter than this get 423 with Min-Expires.
+    public var minimumExpires: UInt32
+    public var maximumExpires: UInt32
+    public var defaultExpires: UInt32
+    /// Bindings one address-of-record may hold (MPOP); more get 403.
+    public var maximumBindings: Int
+    public var nonceLifetime: Duration
+    public var endpointClasses: [EndpointClass]
+    public var endpointRules: [EndpointClassRule]
+    /// The class of an endpoint no rule matches.
+    public var defaultClass: String
+    /// A MESSAGE that arrived over SIP must be answered before the sender's non-INVITE client
+    /// transaction gives up (Timer F, 64*T1 = 32 s), so its forks wait at most this long, even
+    /// for a class with a longer acceptance timeout. Deliveries started by the gateway (from
+    /// XMPP) have no such bound.
+    public var sipMessageBudget: Duration
+    public var watcherPolicy: WatcherPolicy
+
+    public init(domains: [String], minimumExpires: UInt32 = 60, maximumExpires: UInt32 = 3600, defaultExpires: UInt32 = 3600,
+                maximumBindings: Int = 16, nonceLifetime: Duration = .seconds(300),
+                endpointClasses: [EndpointClass] = [.desktop, .mobile], endpointRules: [EndpointClassRule] = EndpointClassRule.defaults,
+                defaultClass: String = "desktop", sipMessageBudget: Duration = .seconds(30), watcherPolicy: WatcherPolicy = .allowSameDomain) {
+        self.domains = domains.map { $0.lowercased() }
+        self.minimumExpires = minimumExpires
+        self.maximumExpires = maximumExpires
+        self.defaultExpires = defaultExpires
+        self.maximumBindings = maximumBindings
+        self.nonceLifetime = nonceLifetime
+        self.endpointClasses = endpointClasses
+        self.endpointRules = endpointRules
+        self.defaultClass = defaultClass
+        self.sipMessageBudget = sipMessageBudget
+        self.watcherPolicy = watcherPolicy
+    }
+
+    public func serves(_ host: String) -> Bool { domains.contains(host.lowercased()) }
+
+    /// The class of an endpoint: the first matching rule, else the default class.
+    func endpointClass(contactParameters: SIPParameters, userAgent: String?) -> EndpointClass {
+        let name = endpointRules.first { rule in
+            switch rule.match {
+            case .contactParameter(let name, let value):
+                guard let present = contactParameters.rawValue(name) else { return false }
+                guard let value else { return true }
+                return present.map { Self.unquoted($0).lowercased() == value.lowercased() } ?? false
+            case .userAgentContains(let word):
+                return userAgent?.lowercased().contains(word.lowercased()) ?? false
+            }
+        }?.className ?? defaultClass
+        return endpointClasses.first { $0.name == name } ?? EndpointClass(name: name, acceptanceTimeout: .seconds(15))
+    }
+
+    private static func unquoted(_ value: String) -> String {
+        value.hasPrefix("\"") && value.hasSuffix("\"") && value.count >= 2 ? String(value.dropFirst().dropLast()) : value
+    }
+}

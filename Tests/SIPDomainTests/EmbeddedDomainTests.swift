@@ -1,0 +1,269 @@
+import Foundation
+import GatewayStore
+import NIOCore
+import NIOPosix
+import SIPCore
+@testable import SIPDomain
+import SIPEdge
+import StoxTesting
+import Testing
+
+/// A raw SIP endpoint on a UDP socket, for wire-level checks of the embedded domain.
+final class RawEndpoint: Sendable {
+    let socket: UDPClient
+    let user: String
+    let serverPort: Int
+
+    init(user: String, serverPort: Int) throws {
+        self.socket = try UDPClient()
+        self.user = user
+        self.serverPort = serverPort
+    }
+
+    static let parser = SIPParser()
+
+    func send(_ message: String) throws { try socket.send(message, to: serverPort) }
+
+    /// The next message, parsed; nil after `timeout` seconds of silence.
+    func receive(timeout: Double = 5) async -> SIPMessage? {
+        guard let text = await socket.receive(timeout: timeout) else { return nil }
+        return try? Self.parser.parse(datagram: text)
+    }
+
+    /// The next response (requests in between are answered with `answerRequests` or ignored).
+    func response(timeout: Double = 5) async -> SIPResponse? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if case .response(let response)? = await receive(timeout: deadline.timeIntervalSinceNow) { return response }
+        }
+        return nil
+    }
+
+    func request(timeout: Double = 5) async -> SIPRequest? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if case .request(let request)? = await receive(timeout: max(0.05, deadline.timeIntervalSinceNow)) { return request }
+        }
+        return nil
+    }
+
+    func answer(_ request: SIPRequest, _ code: Int) throws {
+        let response = request.makeResponse(code, toTag: "ep\(socket.port)")
+        try send(String(decoding: response.serialized(), as: UTF8.self))
+    }
+
+    var contact: String { "<sip:\(user)@127.0.0.1:\(socket.port)>" }
+
+    func request(_ method: String, uri: String, to: String, cseq: Int, callID: String, extra: [String] = [], body: String = "") -> String {
+        var lines = [
+            "\(method) \(uri) SIP/2.0",
+            "Via: SIP/2.0/UDP 127.0.0.1:\(socket.port);branch=z9hG4bK\(UInt64.random(in: 1 ... .max));rport",
+            "Max-Forwards: 70",
+            "From: <sip:\(user)@sip.test>;tag=\(user)tag",
+            "To: \(to)",
+            "Call-ID: \(callID)",
+            "CSeq: \(cseq) \(method)",
+        ] + extra
+        if !body.isEmpty { lines.append("Content-Type: text/plain") }
+        lines.append("Content-Length: \(body.utf8.count)")
+        return lines.joined(separator: "\r\n") + "\r\n\r\n" + body
+    }
+
+    /// REGISTER, answer the 401 with digest credentials, return the final response.
+    func register(password: String, expires: Int = 300) async throws -> SIPResponse? {
+        let callID = "reg-\(user)-\(socket.port)"
+        try send(request("REGISTER", uri: "sip:sip.test", to: "<sip:\(user)@sip.test>", cseq: 1, callID: callID,
+                         extra: ["Contact: \(contact)", "Expires: \(expires)"]))
+        guard let challenge = await response(), challenge.statusCode == 401,
+              let offer = challenge.headers.values(.wwwAuthenticate).compactMap(SIPAuthorization.parse).first,
+              let credentials = DigestClient.credentials(for: offer, method: .register, uri: "sip:sip.test",
+                                                         username: user, password: password) else { return nil }
+        try send(request("REGISTER", uri: "sip:sip.test", to: "<sip:\(user)@sip.test>", cseq: 2, callID: callID,
+                         extra: ["Contact: \(contact)", "Expires: \(expires)", "Authorization: \(credentials)"]))
+        return await response()
+    }
+
+    /// MESSAGE to `uri`, answering the 407 with credentials; returns the final response.
+    func message(to uri: String, text: String, password: String, timeout: Double = 10) async throws -> SIPResponse? {
+        let callID = "msg-\(UInt32.random(in: 1 ... .max))"
+        try send(request("MESSAGE", uri: uri, to: "<\(uri)>", cseq: 1, callID: callID, body: text))
+        guard let challenge = await response(), challenge.statusCode == 407,
+              let offer = challenge.headers.values(.proxyAuthenticate).compactMap(SIPAuthorization.parse).first,
+              let credentials = DigestClient.credentials(for: offer, method: .message, uri: uri, username: user, password: password)
+        else { return nil }
+        try send(request("MESSAGE", uri: uri, to: "<\(uri)>", cseq: 2, callID: callID,
+                         extra: ["Proxy-Authorization: \(credentials)"], body: text))
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let response = await response(timeout: deadline.timeIntervalSinceNow), response.isFinal { return response }
+        }
+        return nil
+    }
+}
+
+enum DomainFixture {
+    static func store(users: [String: String]) throws -> GatewayStore {
+        let store = try GatewayStore()
+        for (user, password) in users {
+            try store.addUser(StoredUser(
+                username: user, domain: "sip.test",
+                ha1MD5: DigestAlgorithm.md5.ha1(username: user, realm: "sip.test", password: password),
+                ha1SHA256: DigestAlgorithm.sha256.ha1(username: user, realm: "sip.test", password: password)))
+        }
+        return store
+    }
+
+    /// Short acceptance timeouts (1 s desktop, 3 s mobile) so that the failure paths are quick.
+    static func start(_ store: GatewayStore, desktop: Duration = .seconds(1)) async throws -> EmbeddedDomain {
+        let configuration = EmbeddedDomainConfiguration(
+            domains: ["sip.test"],
+            endpointClasses: [EndpointClass(name: "desktop", acceptanceTimeout: desktop),
+                              EndpointClass(name: "mobile", acceptanceTimeout: .seconds(3))],
+            sipMessageBudget: .seconds(5))
+        return try await EmbeddedDomain.start(configuration, edge: SIPEdgeConfiguration(host: "127.0.0.1", udpPort: 0, tcpPort: 0),
+                                              store: store, group: MultiThreadedEventLoopGroup.singleton)
+    }
+}
+
+@Suite("Embedded SIP domain on the wire: digest registrar, MPOP forking, missed-message notices", .serialized)
+struct EmbeddedDomainTests {
+    @Test("REGISTER is challenged (SHA-256 and MD5), then bound; the 200 lists the binding, which is persisted")
+    func registerWithDigest() async throws {
+        let store = try DomainFixture.store(users: ["bob": "pw-bob"])
+        let domain = try await DomainFixture.start(store)
+        let port = domain.edge.udpAddress!.port!
+        let bob = try RawEndpoint(user: "bob", serverPort: port)
+        let response = try #require(try await bob.register(password: "pw-bob"))
+        #expect(response.statusCode == 200)
+        #expect(response.contacts.map(\.uri.port) == [UInt16(bob.socket.port)])
+        #expect(response.contacts.first?.expires.map { (298...300).contains($0) } == true)
+        #expect(try store.bindings().map(\.addressOfRecord) == ["bob@sip.test"])
+        #expect(await domain.bindings(of: "bob@sip.test").count == 1)
+
+        // A wrong password gets 403, not a binding.
+        let mallory = try RawEndpoint(user: "bob", serverPort: port)
+        #expect(try await mallory.register(password: "guess")?.statusCode == 403)
+        #expect(await domain.bindings(of: "bob@sip.test").count == 1)
+        await domain.stop()
+    }
+
+    @Test("a bindings table written before a restart is restored: the endpoint stays reachable")
+    func bindingsSurviveRestart() async throws {
+        let store = try DomainFixture.store(users: ["bob": "pw-bob"])
+        var domain = try await DomainFixture.start(store)
+        let bob = try RawEndpoint(user: "bob", serverPort: domain.edge.udpAddress!.port!)
+        #expect(try await bob.register(password: "pw-bob")?.statusCode == 200)
+        await domain.stop()
+        // Persistence is write-behind on a serial queue: give it its moment.
+        for _ in 0..<50 where (try? store.bindings().count) != 1 { try await Task.sleep(for: .milliseconds(20)) }
+        domain = try await DomainFixture.start(store)
+        let restored = await domain.bindings(of: "bob@sip.test")
+        #expect(restored.map(\.contact.uri.port) == [UInt16(bob.socket.port)])
+        #expect(restored.first?.flow.address.port == bob.socket.port)
+        await domain.stop()
+    }
+
+    @Test("a MESSAGE forks to both of bob's endpoints; the first 200 wins and is what the sender gets")
+    func forkFirstAcceptWins() async throws {
+        let store = try DomainFixture.store(users: ["alice": "pw-alice", "bob": "pw-bob"])
+        let domain = try await DomainFixture.start(store)
+        let port = domain.edge.udpAddress!.port!
+        let laptop = try RawEndpoint(user: "bob", serverPort: port)
+        let phone = try RawEndpoint(user: "bob", serverPort: port)
+        #expect(try await laptop.register(password: "pw-bob")?.statusCode == 200)
+        #expect(try await phone.register(password: "pw-bob")?.statusCode == 200)
+        let alice = try RawEndpoint(user: "alice", serverPort: port)
+
+        async let outcome = alice.message(to: "sip:bob@sip.test", text: "hello both", password: "pw-alice")
+        let atLaptop = try #require(await laptop.request())
+        let atPhone = try #require(await phone.request())
+        #expect(atLaptop.method == .message && atPhone.method == .message)
+        #expect(atLaptop.uri.port == UInt16(laptop.socket.port) && atPhone.uri.port == UInt16(phone.socket.port))
+        #expect(atLaptop.body == Array("hello both".utf8))
+        #expect(atLaptop.from?.uri.user == "alice")
+        try phone.answer(atPhone, 200)
+        let final = try await outcome
+        #expect(final?.statusCode == 200)
+        // The laptop never answered, and is not told anything else: no notice for a delivered message.
+        #expect(try store.notices(for: "bob@sip.test").isEmpty)
+        await domain.stop()
+    }
+
+    @Test("when no endpoint accepts within its acceptance timeout the sender gets 480, and bob's endpoints get a missed-message notice")
+    func noAcceptance() async throws {
+        let store = try DomainFixture.store(users: ["alice": "pw-alice", "bob": "pw-bob"])
+        let domain = try await DomainFixture.start(store)
+        let port = domain.edge.udpAddress!.port!
+        let laptop = try RawEndpoint(user: "bob", serverPort: port)
+        #expect(try await laptop.register(password: "pw-bob")?.statusCode == 200)
+        let alice = try RawEndpoint(user: "alice", serverPort: port)
+
+        let started = Date()
+        async let outcome = alice.message(to: "sip:bob@sip.test", text: "are you there?", password: "pw-alice")
+        // The endpoint sees the MESSAGE (and its retransmissions) but never answers.
+        let original = try #require(await laptop.request())
+        #expect(original.body == Array("are you there?".utf8))
+        let final = try #require(try await outcome)
+        #expect(final.statusCode == 480)
+        let waited = Date().timeIntervalSince(started)
+        #expect(waited >= 0.9 && waited < 4, "the desktop acceptance timeout is 1 s; waited \(waited) s")
+
+        // Then the notice: a MESSAGE from the domain naming alice and the time.
+        var notice: SIPRequest?
+        for _ in 0..<20 {
+            guard let request = await laptop.request(timeout: 3) else { break }
+            if request.from?.uri.user == nil {
+                notice = request
+                break
+            }
+        }
+        let text = String(decoding: try #require(notice).body, as: UTF8.self)
+        #expect(text.hasPrefix("Missed message from <sip:alice@sip.test> at "))
+        #expect(text.hasSuffix(" UTC: are you there?"))
+        #expect(try store.notices(for: "bob@sip.test").count == 1)
+        // Accepting it clears it.
+        try laptop.answer(try #require(notice), 200)
+        for _ in 0..<50 where (try? store.notices(for: "bob@sip.test").count) != 0 { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(try store.notices(for: "bob@sip.test").isEmpty)
+        await domain.stop()
+    }
+
+    @Test("a MESSAGE to a user with no endpoint gets 480 at once; the notice waits for the next registration")
+    func offlineNoticeOnRegister() async throws {
+        let store = try DomainFixture.store(users: ["alice": "pw-alice", "bob": "pw-bob"])
+        let domain = try await DomainFixture.start(store)
+        let port = domain.edge.udpAddress!.port!
+        let alice = try RawEndpoint(user: "alice", serverPort: port)
+        #expect(try await alice.message(to: "sip:bob@sip.test", text: "call me", password: "pw-alice")?.statusCode == 480)
+        #expect(try await alice.message(to: "sip:nobody@sip.test", text: "hi", password: "pw-alice")?.statusCode == 404)
+        for _ in 0..<50 where (try? store.notices(for: "bob@sip.test").count) != 1 { try await Task.sleep(for: .milliseconds(20)) }
+
+        let bob = try RawEndpoint(user: "bob", serverPort: port)
+        #expect(try await bob.register(password: "pw-bob")?.statusCode == 200)
+        let notice = try #require(await bob.request())
+        #expect(String(decoding: notice.body, as: UTF8.self).contains("Missed message from <sip:alice@sip.test>"))
+        await domain.stop()
+    }
+
+    @Test("requests are refused without valid credentials or from outside the domain, and unknown methods get 405")
+    func refusals() async throws {
+        let store = try DomainFixture.store(users: ["alice": "pw-alice", "bob": "pw-bob"])
+        let domain = try await DomainFixture.start(store)
+        let port = domain.edge.udpAddress!.port!
+        let alice = try RawEndpoint(user: "alice", serverPort: port)
+        // Wrong password on MESSAGE: 403.
+        #expect(try await alice.message(to: "sip:bob@sip.test", text: "x", password: "nope")?.statusCode == 403)
+        // A sender claiming another domain: 403 at once.
+        try alice.send(alice.request("MESSAGE", uri: "sip:bob@sip.test", to: "<sip:bob@sip.test>", cseq: 1, callID: "f1",
+                                     body: "x").replacingOccurrences(of: "<sip:alice@sip.test>", with: "<sip:alice@elsewhere.test>"))
+        #expect(await alice.response()?.statusCode == 403)
+        // Another domain as target: 404, not relayed.
+        try alice.send(alice.request("MESSAGE", uri: "sip:carol@elsewhere.test", to: "<sip:carol@elsewhere.test>", cseq: 1, callID: "f2", body: "x"))
+        #expect(await alice.response()?.statusCode == 404)
+        try alice.send(alice.request("INFO", uri: "sip:bob@sip.test", to: "<sip:bob@sip.test>", cseq: 1, callID: "f3"))
+        let refused = try #require(await alice.response())
+        #expect(refused.statusCode == 405)
+        #expect(refused.allow.contains(.register) && refused.allow.contains(.message))
+        await domain.stop()
+    }
+}

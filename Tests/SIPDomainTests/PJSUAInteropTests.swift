@@ -1,0 +1,183 @@
+import Foundation
+import GatewayStore
+import NIOCore
+import SIPCore
+import SIPDomain
+import SIPEdge
+import StoxTesting
+import Synchronization
+import Testing
+
+/// One line of Tests/Interop/pjsua2/stox_ua.py's output.
+struct UAEvent: Decodable, Sendable, CustomStringConvertible {
+    var ev: String
+    var code: Int?
+    var active: Bool?
+    var frm: String?
+    var to: String?
+    var body: String?
+    var status: String?
+    var note: String?
+    var reason: String?
+
+    var description: String { "\(ev) code=\(code.map(String.init) ?? "-") from=\(frm ?? "-") body=\(body ?? "-")" }
+}
+
+/// A real pjsip user agent (pjsua2 from PyPI, in the venv Tests/install-peers.sh makes), driven
+/// through standard input and read as JSON lines. Started and stopped by its PID.
+final class PJSUAAgent: Sendable {
+    static let script = Golden.repositoryRoot.appendingPathComponent("Tests/Interop/pjsua2/stox_ua.py")
+    static var python: String {
+        ProcessInfo.processInfo.environment["STOX_PJSUA_PYTHON"]
+            ?? Golden.repositoryRoot.appendingPathComponent(".build/interop-venv/bin/python").path
+    }
+
+    let name: String
+    private let process: Process
+    private let input: FileHandle
+    private final class Output: Sendable {
+        let events = Mutex<[UAEvent]>([])
+        let lines = Mutex<[String]>([])
+    }
+    private let output = Output()
+
+    init(name: String, user: String, password: String, registrar: Int, extra: [String] = []) throws {
+        self.name = name
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.python)
+        process.arguments = ["-u", Self.script.path, "--user", user, "--password", password,
+                             "--registrar", "127.0.0.1:\(registrar)", "--user-agent", "stox-test \(name)"] + extra
+        let stdin = Pipe(), stdout = Pipe()
+        process.standardInput = stdin
+        process.standardOutput = stdout
+        process.standardError = FileHandle.nullDevice
+        input = stdin.fileHandleForWriting
+        try process.run()
+        let reader = stdout.fileHandleForReading
+        let output = self.output
+        // A thread of its own: reading blocks, and must never sit on the cooperative pool.
+        Thread.detachNewThread {
+            var pending = Data()
+            while true {
+                let chunk = reader.availableData
+                if chunk.isEmpty { break }
+                pending.append(chunk)
+                while let newline = pending.firstIndex(of: 0x0A) {
+                    let line = pending[pending.startIndex..<newline]
+                    pending.removeSubrange(pending.startIndex...newline)
+                    output.lines.withLock { $0.append(String(decoding: line, as: UTF8.self)) }
+                    if let event = try? JSONDecoder().decode(UAEvent.self, from: Data(line)) {
+                        output.events.withLock { $0.append(event) }
+                    }
+                }
+            }
+        }
+    }
+
+    var pid: Int32 { process.processIdentifier }
+
+    func command(_ line: String) {
+        try? input.write(contentsOf: Data((line + "\n").utf8))
+    }
+
+    /// Waits for an event matching `predicate` (seen before the call or after).
+    func waitFor(_ description: String, timeout: Double = 10, _ predicate: @escaping @Sendable (UAEvent) -> Bool) async -> UAEvent? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let event = output.events.withLock({ $0.first(where: predicate) }) { return event }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        Issue.record("\(name): no \(description) within \(timeout) s; output:\n\(output.lines.withLock { $0.joined(separator: "\n") })")
+        return nil
+    }
+
+    func all(_ predicate: (UAEvent) -> Bool) -> [UAEvent] { output.events.withLock { $0.filter(predicate) } }
+
+    func suspend() { kill(pid, SIGSTOP) }
+    func resume() { kill(pid, SIGCONT) }
+
+    /// `quit` (unregisters), then SIGKILL by PID if it has not left within 3 s.
+    func stop() async {
+        resume()
+        command("quit")
+        let process = self.process
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async {
+                let deadline = Date().addingTimeInterval(3)
+                while process.isRunning, Date() < deadline { usleep(20_000) }
+                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+                process.waitUntilExit()
+                continuation.resume()
+            }
+        }
+    }
+}
+
+/// The embedded domain against real pjsip endpoints: two registered as the same user (MPOP)
+/// and a third user who writes to them.
+@Suite("Embedded SIP domain with pjsua2 endpoints", .serialized)
+struct PJSUAInteropTests {
+    /// alice and bob's laptop on UDP, bob's phone on TCP (the edge's two listeners).
+    static func agents(_ domain: EmbeddedDomain) throws -> (alice: PJSUAAgent, laptop: PJSUAAgent, phone: PJSUAAgent) {
+        let udp = domain.edge.udpAddress!.port!, tcp = domain.edge.tcpAddress!.port!
+        return (try PJSUAAgent(name: "alice", user: "alice", password: "pw-alice", registrar: udp),
+                try PJSUAAgent(name: "bob-laptop", user: "bob", password: "pw-bob", registrar: udp),
+                try PJSUAAgent(name: "bob-phone", user: "bob", password: "pw-bob", registrar: tcp, extra: ["--transport", "tcp"]))
+    }
+
+    @Test("two pjsua2 endpoints register as bob (UDP and TCP); alice's MESSAGE is forked and accepted by one; a 200 reaches her")
+    func forkedMessage() async throws {
+        let store = try DomainFixture.store(users: ["alice": "pw-alice", "bob": "pw-bob"])
+        let domain = try await DomainFixture.start(store, desktop: .seconds(5))
+        let (alice, laptop, phone) = try Self.agents(domain)
+        for agent in [alice, laptop, phone] {
+            let registered = await agent.waitFor("registration") { $0.ev == "reg" && $0.active == true }
+            #expect(registered?.code == 200, "\(agent.name)")
+        }
+        let bindings = await domain.bindings(of: "bob@sip.test")
+        #expect(Set(bindings.map(\.flow.transport)) == [.udp, .tcp])
+
+        alice.command("send sip:bob@sip.test hello from alice")
+        let status = await alice.waitFor("im-status") { $0.ev == "im-status" }
+        #expect(status?.code == 200)
+        // Both endpoints were offered the message (each pjsua accepts at once; the first 200 won).
+        for agent in [laptop, phone] {
+            let received = await agent.waitFor("the MESSAGE") { $0.ev == "im" && $0.body == "hello from alice" }
+            #expect(received?.frm?.contains("alice@sip.test") == true)
+        }
+        for agent in [alice, laptop, phone] { await agent.stop() }
+        await domain.stop()
+    }
+
+    @Test("when neither of bob's endpoints answers, alice gets 480 after the acceptance timeout, and bob's endpoints then get the missed-message notice")
+    func unanswered() async throws {
+        let store = try DomainFixture.store(users: ["alice": "pw-alice", "bob": "pw-bob"])
+        let domain = try await DomainFixture.start(store, desktop: .seconds(2))
+        let (alice, laptop, phone) = try Self.agents(domain)
+        for agent in [alice, laptop, phone] {
+            #expect(await agent.waitFor("registration") { $0.ev == "reg" && $0.active == true } != nil, "\(agent.name)")
+        }
+        // Both of bob's devices freeze (SIGSTOP by PID): they hold the MESSAGE but never answer.
+        laptop.suspend()
+        phone.suspend()
+        let started = Date()
+        alice.command("send sip:bob@sip.test ping while frozen")
+        let status = await alice.waitFor("im-status", timeout: 15) { $0.ev == "im-status" }
+        #expect(status?.code == 480)
+        let waited = Date().timeIntervalSince(started)
+        #expect(waited >= 1.8 && waited < 8, "the desktop acceptance timeout is 2 s; alice waited \(waited) s")
+        laptop.resume()
+        phone.resume()
+        for agent in [laptop, phone] {
+            let notice = await agent.waitFor("the missed-message notice", timeout: 15) {
+                $0.ev == "im" && ($0.body ?? "").hasPrefix("Missed message from <sip:alice@sip.test>")
+            }
+            #expect(notice?.body?.hasSuffix("UTC: ping while frozen") == true)
+        }
+        // Accepted by an endpoint: the store no longer holds it.
+        for _ in 0..<100 where (try? store.notices(for: "bob@sip.test").count) != 0 { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(try store.notices(for: "bob@sip.test").isEmpty)
+        for agent in [alice, laptop, phone] { await agent.stop() }
+        await domain.stop()
+    }
+}
