@@ -16,17 +16,23 @@ import SIPEdge
 public final class EmbeddedDomain: @unchecked Sendable {
     public let configuration: EmbeddedDomainConfiguration
     public let edge: SIPEdge
-    private let store: GatewayStore
-    private let loop: any EventLoop
-    private let storeQueue = DispatchQueue(label: "stox.sipdomain.store")
+    let store: GatewayStore
+    let loop: any EventLoop
+    let storeQueue = DispatchQueue(label: "stox.sipdomain.store")
     private let clockOrigin = ContinuousClock.now
     private var authenticators: [String: DigestAuthenticator] = [:]
     private var locations: [String: [SIPBinding]] = [:]
     private var noticesInFlight: Set<Int64> = []
+    // Presence (EmbeddedDomain+Presence.swift); here because extensions cannot store.
+    var publications: [String: [String: PublicationState]] = [:]
+    var publicationSequence: UInt64 = 0
+    var subscriptions: [SIPDialog.ID: WatcherSubscription] = [:]
+    var watchersByPresentity: [String: Set<SIPDialog.ID>] = [:]
+    var decisionPoll: RepeatedTask?
     /// Requests for domains this gateway does not serve (the XMPP side, in the gateway).
     private let foreign: (@Sendable (SIPServerRequest) -> Void)?
 
-    static let allowedMethods: [SIPMethod] = [.register, .message, .options, .ack, .cancel]
+    static let allowedMethods: [SIPMethod] = [.register, .message, .subscribe, .publish, .options, .ack, .cancel]
 
     private init(configuration: EmbeddedDomainConfiguration, edge: SIPEdge, store: GatewayStore,
                  bindings: [SIPBinding], foreign: (@Sendable (SIPServerRequest) -> Void)?) {
@@ -57,11 +63,22 @@ public final class EmbeddedDomain: @unchecked Sendable {
                 domain.handle(request)
             }), group: group)
         let domain = EmbeddedDomain(configuration: configuration, edge: edge, store: store, bindings: restored, foreign: foreign)
-        try await edge.eventLoop.submit { slot.domain = domain }.get()
+        try await edge.eventLoop.submit {
+            slot.domain = domain
+            domain.startDecisionPoll()
+        }.get()
         return domain
     }
 
+    /// Ends every subscription with a final NOTIFY (RFC 6665 §4.2.2 `deactivated`: the
+    /// watcher may subscribe again), waits briefly for their answers, then closes the edge.
     public func stop() async {
+        try? await loop.submit { [self] in terminateAllSubscriptions() }.get()
+        for _ in 0..<25 {
+            let pending = (try? await loop.submit { [self] in subscriptions.count }.get()) ?? 0
+            if pending == 0 { break }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
         await edge.stop()
     }
 
@@ -76,7 +93,8 @@ public final class EmbeddedDomain: @unchecked Sendable {
         case .options where configuration.serves(request.uri.host):
             var response = request.makeResponse(200, toTag: Self.makeTag())
             response.headers.add(.allow, Self.allowedMethods.map(\.rawValue).joined(separator: ", "))
-            response.headers.add(.accept, "text/plain, text/html")
+            response.headers.add(.accept, "text/plain, text/html, application/pidf+xml")
+            response.headers.add(.allowEvents, "presence")
             server.respond(response)
         case _ where !configuration.serves(request.uri.host):
             if let foreign { return foreign(server) }
@@ -84,6 +102,10 @@ public final class EmbeddedDomain: @unchecked Sendable {
             server.respond(request.makeResponse(404, reasonPhrase: "Domain Not Served", toTag: Self.makeTag()))
         case .message:
             message(server)
+        case .subscribe:
+            subscribe(server)
+        case .publish:
+            publish(server)
         default:
             var response = request.makeResponse(405, toTag: Self.makeTag())
             response.headers.add(.allow, Self.allowedMethods.map(\.rawValue).joined(separator: ", "))
@@ -155,7 +177,7 @@ public final class EmbeddedDomain: @unchecked Sendable {
 
     /// Runs `then` with the authenticated user name, or answers the request with a challenge
     /// (401/407) or 403. The user's HA1s are read from the store off the loop.
-    private func authenticate(_ server: SIPServerRequest, realm: String, proxy: Bool, then: @escaping @Sendable (String) -> Void) {
+    func authenticate(_ server: SIPServerRequest, realm: String, proxy: Bool, then: @escaping @Sendable (String) -> Void) {
         let header: SIPHeaderName = proxy ? .proxyAuthorization : .authorization
         let offered = server.request.headers.values(header).compactMap(SIPAuthorization.parse)
             .first { $0.isDigest && $0.realm == realm }
@@ -188,37 +210,52 @@ public final class EmbeddedDomain: @unchecked Sendable {
         server.respond(response)
     }
 
-    private var now: SIPInstant { SIPInstant(clockOrigin.duration(to: .now)) }
+    var now: SIPInstant { SIPInstant(clockOrigin.duration(to: .now)) }
 
     // MARK: Messages (RFC 3428), forked across endpoints
 
     private func message(_ server: SIPServerRequest) {
         let request = server.request
+        withLocalSender(server) { [self] _ in
+            withExistingUser(server) { [self] recipient in
+                deliver(request, to: recipient, budget: configuration.sipMessageBudget) { outcome in
+                    server.respond(Self.response(to: request, for: outcome))
+                }
+            }
+        }
+    }
+
+    /// Runs `then` with the sender's address-of-record once the request is known to come from
+    /// one of the domain's own users, authenticated (407). Over the wire only they may send:
+    /// other SIP domains come in through peer mode, XMPP users through the gateway.
+    func withLocalSender(_ server: SIPServerRequest, then: @escaping @Sendable (String) -> Void) {
+        let request = server.request
         guard let from = request.from, from.uri.isSIP, configuration.serves(from.uri.host),
               let sender = from.uri.decodedUser else {
-            // Over the wire, only the domain's own users send to it; other SIP domains come in
-            // through peer mode, and XMPP users through the gateway.
             return server.respond(request.makeResponse(403, reasonPhrase: "Sender Not Served Here", toTag: Self.makeTag()))
         }
-        let senderDomain = from.uri.host.lowercased()
-        authenticate(server, realm: senderDomain, proxy: true) { [self] username in
+        let domain = from.uri.host.lowercased()
+        authenticate(server, realm: domain, proxy: true) { username in
             guard username == sender else {
                 return server.respond(request.makeResponse(403, reasonPhrase: "Not Your Address", toTag: Self.makeTag()))
             }
-            guard let user = request.uri.decodedUser else {
-                return server.respond(request.makeResponse(404, toTag: Self.makeTag()))
-            }
-            let aor = "\(user)@\(request.uri.host.lowercased())"
-            let store = self.store
-            let recipientDomain = request.uri.host.lowercased()
-            storeQueue.async { [self] in
-                let exists = (try? store.user(username: user, domain: recipientDomain)) != nil
-                loop.execute { [self] in
-                    guard exists else { return server.respond(request.makeResponse(404, toTag: Self.makeTag())) }
-                    deliver(request, to: aor, budget: configuration.sipMessageBudget) { outcome in
-                        server.respond(Self.response(to: request, for: outcome))
-                    }
-                }
+            then("\(sender)@\(domain)")
+        }
+    }
+
+    /// Runs `then` with the Request-URI's address-of-record if that user exists, else 404.
+    func withExistingUser(_ server: SIPServerRequest, then: @escaping @Sendable (String) -> Void) {
+        let request = server.request
+        guard let user = request.uri.decodedUser, !user.isEmpty else {
+            return server.respond(request.makeResponse(404, toTag: Self.makeTag()))
+        }
+        let domain = request.uri.host.lowercased()
+        let store = self.store
+        storeQueue.async { [self] in
+            let exists = (try? store.user(username: user, domain: domain)) != nil
+            loop.execute {
+                guard exists else { return server.respond(request.makeResponse(404, toTag: Self.makeTag())) }
+                then("\(user)@\(domain)")
             }
         }
     }

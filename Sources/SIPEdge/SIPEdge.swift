@@ -195,6 +195,16 @@ public final class SIPEdge: Sendable {
         core.loop.execute { core.sendStateless(request, to: target) }
     }
 
+    /// Our Contact for dialogs whose requests arrived over `transport` (§8.1.1.8, §12.1.1):
+    /// the listener's address, with `transport=tcp` for streams.
+    public func contact(for transport: SIPSource.Transport) -> SIPURI {
+        let address = (transport == .udp ? udpAddress : tcpAddress) ?? udpAddress ?? tcpAddress
+        let host = configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host
+        var uri = SIPURI(scheme: .sip, user: nil, host: host, port: address?.port.map { UInt16($0) })
+        if transport == .tcp { uri.parameters.set("transport", .some("tcp")) }
+        return uri
+    }
+
     /// The event loop the edge runs on; handlers are called there.
     public var eventLoop: any EventLoop { core.loop }
 

@@ -15,9 +15,9 @@ struct Stox: ParsableCommand {
 
             `stox inspect` runs the protocol codecs on a captured message; `stox translate` shows what \
             the gateway makes of it; `stox mappings verify` checks edited mapping tables; `stox users` \
-            manages the SIP users of the embedded registrar.
+            manages the SIP users of the embedded registrar; `stox watchers` who may see their presence.
             """,
         version: version,
-        subcommands: [Inspect.self, Mappings.self, Translate.self, Users.self]
+        subcommands: [Inspect.self, Mappings.self, Translate.self, Users.self, Watchers.self]
     )
 }

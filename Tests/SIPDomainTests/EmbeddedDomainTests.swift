@@ -54,7 +54,8 @@ final class RawEndpoint: Sendable {
 
     var contact: String { "<sip:\(user)@127.0.0.1:\(socket.port)>" }
 
-    func request(_ method: String, uri: String, to: String, cseq: Int, callID: String, extra: [String] = [], body: String = "") -> String {
+    func request(_ method: String, uri: String, to: String, cseq: Int, callID: String, extra: [String] = [], body: String = "",
+                 contentType: String = "text/plain") -> String {
         var lines = [
             "\(method) \(uri) SIP/2.0",
             "Via: SIP/2.0/UDP 127.0.0.1:\(socket.port);branch=z9hG4bK\(UInt64.random(in: 1 ... .max));rport",
@@ -64,7 +65,7 @@ final class RawEndpoint: Sendable {
             "Call-ID: \(callID)",
             "CSeq: \(cseq) \(method)",
         ] + extra
-        if !body.isEmpty { lines.append("Content-Type: text/plain") }
+        if !body.isEmpty { lines.append("Content-Type: \(contentType)") }
         lines.append("Content-Length: \(body.utf8.count)")
         return lines.joined(separator: "\r\n") + "\r\n\r\n" + body
     }
@@ -85,14 +86,21 @@ final class RawEndpoint: Sendable {
 
     /// MESSAGE to `uri`, answering the 407 with credentials; returns the final response.
     func message(to uri: String, text: String, password: String, timeout: Double = 10) async throws -> SIPResponse? {
-        let callID = "msg-\(UInt32.random(in: 1 ... .max))"
-        try send(request("MESSAGE", uri: uri, to: "<\(uri)>", cseq: 1, callID: callID, body: text))
+        try await authenticated("MESSAGE", uri: uri, body: text, password: password, timeout: timeout)
+    }
+
+    /// Sends a request, answers its 407 with digest credentials, and returns the final response.
+    func authenticated(_ method: String, uri: String, to: String? = nil, extra: [String] = [], body: String = "",
+                       contentType: String = "text/plain", password: String, timeout: Double = 10) async throws -> SIPResponse? {
+        let callID = "\(method.lowercased())-\(UInt32.random(in: 1 ... .max))"
+        let to = to ?? "<\(uri)>"
+        try send(request(method, uri: uri, to: to, cseq: 1, callID: callID, extra: extra, body: body, contentType: contentType))
         guard let challenge = await response(), challenge.statusCode == 407,
               let offer = challenge.headers.values(.proxyAuthenticate).compactMap(SIPAuthorization.parse).first,
-              let credentials = DigestClient.credentials(for: offer, method: .message, uri: uri, username: user, password: password)
+              let credentials = DigestClient.credentials(for: offer, method: SIPMethod(method), uri: uri, username: user, password: password)
         else { return nil }
-        try send(request("MESSAGE", uri: uri, to: "<\(uri)>", cseq: 2, callID: callID,
-                         extra: ["Proxy-Authorization: \(credentials)"], body: text))
+        try send(request(method, uri: uri, to: to, cseq: 2, callID: callID,
+                         extra: extra + ["Proxy-Authorization: \(credentials)"], body: body, contentType: contentType))
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if let response = await response(timeout: deadline.timeIntervalSinceNow), response.isFinal { return response }
@@ -114,12 +122,12 @@ enum DomainFixture {
     }
 
     /// Short acceptance timeouts (1 s desktop, 3 s mobile) so that the failure paths are quick.
-    static func start(_ store: GatewayStore, desktop: Duration = .seconds(1)) async throws -> EmbeddedDomain {
+    static func start(_ store: GatewayStore, desktop: Duration = .seconds(1), policy: WatcherPolicy = .allowSameDomain) async throws -> EmbeddedDomain {
         let configuration = EmbeddedDomainConfiguration(
             domains: ["sip.test"],
             endpointClasses: [EndpointClass(name: "desktop", acceptanceTimeout: desktop),
                               EndpointClass(name: "mobile", acceptanceTimeout: .seconds(3))],
-            sipMessageBudget: .seconds(5))
+            sipMessageBudget: .seconds(5), watcherPolicy: policy)
         return try await EmbeddedDomain.start(configuration, edge: SIPEdgeConfiguration(host: "127.0.0.1", udpPort: 0, tcpPort: 0),
                                               store: store, group: MultiThreadedEventLoopGroup.singleton)
     }

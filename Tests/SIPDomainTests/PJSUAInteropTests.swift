@@ -19,8 +19,13 @@ struct UAEvent: Decodable, Sendable, CustomStringConvertible {
     var status: String?
     var note: String?
     var reason: String?
+    var activity: Int?
+    var sub_state: String?
+    var t: Double?
 
-    var description: String { "\(ev) code=\(code.map(String.init) ?? "-") from=\(frm ?? "-") body=\(body ?? "-")" }
+    var time: Double { t ?? 0 }
+
+    var description: String { "\(ev) code=\(code.map(String.init) ?? "-") from=\(frm ?? "-") body=\(body ?? "-") status=\(status ?? "-") note=\(note ?? "-") activity=\(activity.map(String.init) ?? "-") sub=\(sub_state ?? "-")" }
 }
 
 /// A real pjsip user agent (pjsua2 from PyPI, in the venv Tests/install-peers.sh makes), driven
@@ -115,7 +120,7 @@ final class PJSUAAgent: Sendable {
 
 /// The embedded domain against real pjsip endpoints: two registered as the same user (MPOP)
 /// and a third user who writes to them.
-@Suite("Embedded SIP domain with pjsua2 endpoints", .serialized)
+@Suite("Embedded SIP domain with pjsua2 endpoints", .serialized, .interopPeers)
 struct PJSUAInteropTests {
     /// alice and bob's laptop on UDP, bob's phone on TCP (the edge's two listeners).
     static func agents(_ domain: EmbeddedDomain) throws -> (alice: PJSUAAgent, laptop: PJSUAAgent, phone: PJSUAAgent) {
@@ -177,6 +182,41 @@ struct PJSUAInteropTests {
         // Accepted by an endpoint: the store no longer holds it.
         for _ in 0..<100 where (try? store.notices(for: "bob@sip.test").count) != 0 { try await Task.sleep(for: .milliseconds(50)) }
         #expect(try store.notices(for: "bob@sip.test").isEmpty)
+        for agent in [alice, laptop, phone] { await agent.stop() }
+        await domain.stop()
+    }
+}
+
+@Suite("Presence across pjsua2 endpoints: PUBLISH from each device, one composed view", .serialized, .interopPeers)
+struct PJSUAPresenceTests {
+    @Test("alice watches bob; bob's laptop publishes away and his phone online: alice sees bob available; when the phone goes offline she sees away")
+    func aggregated() async throws {
+        let store = try DomainFixture.store(users: ["alice": "pw-alice", "bob": "pw-bob"])
+        let domain = try await DomainFixture.start(store)
+        let (alice, laptop, phone) = try PJSUAInteropTests.agents(domain)
+        for agent in [alice, laptop, phone] {
+            #expect(await agent.waitFor("registration") { $0.ev == "reg" && $0.active == true } != nil, "\(agent.name)")
+        }
+        alice.command("buddy sip:bob@sip.test")
+        // Nothing published yet: bob is offline, and the subscription is active (same domain).
+        let first = await alice.waitFor("a first NOTIFY") { $0.ev == "buddy" && $0.sub_state == "ACTIVE" }
+        #expect(first?.status == "Offline")
+        laptop.command("publish away laptop idle")
+        let away = await alice.waitFor("bob away") { $0.ev == "buddy" && $0.note == "laptop idle" }
+        #expect(away?.activity == 1, "RPID away (PJRPID_ACTIVITY_AWAY)")
+        // The phone is more available than the laptop: its state is what alice sees.
+        phone.command("publish online on my phone")
+        let online = await alice.waitFor("bob online") { $0.ev == "buddy" && $0.note == "on my phone" }
+        #expect(online?.activity == 0 && online?.status != "Offline")
+        // The phone signs out of presence: the laptop's away shows again.
+        phone.command("publish offline")
+        let back = await alice.waitFor("bob back to away") { event in
+            event.ev == "buddy" && event.note == "laptop idle" && event.time > (online?.time ?? .infinity)
+        }
+        #expect(back?.activity == 1)
+        // One composed document carried both devices' tuples.
+        let composed = try await domain.edge.eventLoop.submit { domain.composedPresence(of: "bob@sip.test") }.get()
+        #expect(composed.tuples.count == 2)
         for agent in [alice, laptop, phone] { await agent.stop() }
         await domain.stop()
     }

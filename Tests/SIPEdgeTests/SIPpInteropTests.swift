@@ -10,7 +10,7 @@ import Testing
 /// The SIP edge against SIPp (Debian's `sip-tester`, installed by Tests/install-peers.sh), a real
 /// and strict user agent, with the project's own scenarios in Tests/Interop/sipp. SIPp exits 0
 /// only when every call of its scenario succeeded. Each SIPp is stopped by its PID.
-@Suite(.serialized)
+@Suite(.serialized, .interopPeers)
 struct SIPpInteropTests {
     static let scenarios = Golden.repositoryRoot.appendingPathComponent("Tests/Interop/sipp")
 

@@ -11,7 +11,7 @@ import XMPPFederation
 /// loopback, with the project's own configuration in Tests/Interop/prosody. A scripted slixmpp
 /// client logs in to Prosody as alice@a.test; the gateway serves sip.test and echoes messages.
 /// Every process is started and stopped here by its PID.
-@Suite(.serialized)
+@Suite(.serialized, .interopPeers)
 struct ProsodyInteropTests {
     static let interop = Golden.repositoryRoot.appendingPathComponent("Tests/Interop")
     static let c2sPort = 15222

@@ -97,6 +97,8 @@ def main():
     account_config.regConfig.timeoutSec = args.expires
     account_config.sipConfig.proxies.append(f"sip:{args.registrar}{suffix};lr")
     account_config.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", args.user, 0, args.password))
+    # PUBLISH to the registrar (RFC 3903) instead of answering watchers peer to peer.
+    account_config.presConfig.publishEnabled = True
     if args.contact_params:
         account_config.sipConfig.contactParams = args.contact_params
     account = Account()

@@ -1,0 +1,348 @@
+import Dispatch
+import GatewayStore
+import NIOCore
+import SIPCore
+import SIPEdge
+
+/// One endpoint's published presence (RFC 3903 §6): soft state with an entity tag.
+struct PublicationState {
+    var publication: PresenceComposer.Publication
+    var timer: Scheduled<Void>?
+}
+
+/// A watcher's subscription to a local user's presence, with the flow its NOTIFYs go down.
+struct WatcherSubscription {
+    var subscription: SIPSubscription
+    let presentity: String
+    let watcher: String
+    let flow: SIPTarget
+    var timer: Scheduled<Void>?
+    /// RFC 6665 §4.2.2 ordering: one NOTIFY outstanding at a time; a change meanwhile is sent
+    /// once the outstanding one is answered, with the state as it is then (no flood).
+    var notifying = false
+    var dirty = false
+}
+
+/// Presence for the domain's users (RFC 3856 over RFC 6665, PUBLISH per RFC 3903): each
+/// endpoint publishes, watchers see one composed document, and unknown watchers wait for the
+/// user's decision.
+extension EmbeddedDomain {
+    static let publicationLimits = SIPSubscription.Limits()
+
+    // MARK: PUBLISH (RFC 3903 §6)
+
+    func publish(_ server: SIPServerRequest) {
+        let request = server.request
+        guard request.event?.package.lowercased() == "presence" else { return badEvent(server) }
+        withLocalSender(server) { [self] sender in
+            // A user publishes their own presence only.
+            guard let user = request.uri.decodedUser, "\(user)@\(request.uri.host.lowercased())" == sender else {
+                return server.respond(request.makeResponse(403, reasonPhrase: "Not Your Presence", toTag: Self.makeTag()))
+            }
+            let limits = Self.publicationLimits
+            let requested = request.expires ?? limits.default
+            if requested != 0, requested < limits.minimum {
+                var response = request.makeResponse(423, toTag: Self.makeTag())
+                response.headers.add(.minExpires, String(limits.minimum))
+                return server.respond(response)
+            }
+            let granted = min(requested, limits.maximum)
+            var document: PIDFDocument?
+            if !request.body.isEmpty {
+                guard request.contentType.map({ $0.matches(.pidf) }) ?? false else {
+                    var response = request.makeResponse(415, toTag: Self.makeTag())
+                    response.headers.add(.accept, SIPMediaType.pidf.description)
+                    return server.respond(response)
+                }
+                do {
+                    document = try PIDFDocument(bytes: request.body)
+                } catch {
+                    return server.respond(request.makeResponse(400, reasonPhrase: "Bad PIDF: \(error)", toTag: Self.makeTag()))
+                }
+            }
+            var mine = publications[sender] ?? [:]
+            let etag: String
+            if let match = request.headers[.sipIfMatch] {
+                // Step 3: refresh, modify or remove an existing publication.
+                guard var state = mine.removeValue(forKey: match) else {
+                    return server.respond(request.makeResponse(412, toTag: Self.makeTag()))
+                }
+                state.timer?.cancel()
+                if granted == 0 {
+                    publications[sender] = mine.isEmpty ? nil : mine
+                    presenceChanged(sender)
+                    var response = request.makeResponse(200, toTag: Self.makeTag())
+                    response.headers.add(.sipETag, match)
+                    response.headers.add(.expires, "0")
+                    return server.respond(response)
+                }
+                if let document {
+                    publicationSequence += 1
+                    state.publication.document = document
+                    state.publication.sequence = publicationSequence
+                }
+                // Step 7: a fresh entity-tag on every successful refresh or modification.
+                etag = Self.makeTag()
+                state.publication.etag = etag
+                mine[etag] = state
+            } else {
+                // Step 4: an initial publication must carry state.
+                guard let document, granted > 0 else {
+                    return server.respond(request.makeResponse(400, reasonPhrase: "Initial PUBLISH Without State", toTag: Self.makeTag()))
+                }
+                publicationSequence += 1
+                etag = Self.makeTag()
+                mine[etag] = PublicationState(publication: PresenceComposer.Publication(etag: etag, document: document, sequence: publicationSequence))
+            }
+            mine[etag]?.timer = loop.scheduleTask(in: .seconds(Int64(granted))) { [self] in
+                publicationExpired(sender, etag: etag)
+            }
+            publications[sender] = mine
+            var response = request.makeResponse(200, toTag: Self.makeTag())
+            response.headers.add(.sipETag, etag)
+            response.headers.add(.expires, String(granted))
+            server.respond(response)
+            if document != nil { presenceChanged(sender) }
+        }
+    }
+
+    private func publicationExpired(_ aor: String, etag: String) {
+        guard publications[aor]?.removeValue(forKey: etag) != nil else { return }
+        if publications[aor]?.isEmpty ?? false { publications[aor] = nil }
+        presenceChanged(aor)
+    }
+
+    private func badEvent(_ server: SIPServerRequest) {
+        var response = server.request.makeResponse(489, toTag: Self.makeTag())
+        response.headers.add(.allowEvents, "presence")
+        server.respond(response)
+    }
+
+    /// What watchers of `aor` see now.
+    public func composedPresence(of aor: String) -> PIDFDocument {
+        PresenceComposer.compose(entity: "sip:\(aor)", publications: (publications[aor] ?? [:]).values.map(\.publication))
+    }
+
+    // MARK: SUBSCRIBE / NOTIFY (RFC 6665 §4.2, RFC 3856 §6)
+
+    func subscribe(_ server: SIPServerRequest) {
+        let request = server.request
+        guard request.event?.package.lowercased() == "presence" else { return badEvent(server) }
+        if let toTag = request.to?.tag {
+            return refreshSubscription(server, toTag: toTag)
+        }
+        withLocalSender(server) { [self] watcher in
+            withExistingUser(server) { [self] presentity in
+                decision(presentity: presentity, watcher: watcher) { [self] decision in
+                    if decision == .block {
+                        // RFC 6665 §4.2.1.1: a refused subscription; the watcher learns no state.
+                        return server.respond(request.makeResponse(403, reasonPhrase: "Watcher Blocked", toTag: Self.makeTag()))
+                    }
+                    let tag = Self.makeTag()
+                    guard let (created, answer) = SIPSubscription.create(
+                        request, localTag: tag, authorized: decision == .allow, now: now, limits: Self.publicationLimits) else {
+                        return server.respond(request.makeResponse(400, reasonPhrase: "Cannot Form A Dialog", toTag: tag))
+                    }
+                    server.respond(subscribeResponse(request, answer: answer, toTag: tag, transport: server.source.transport))
+                    guard let created else { return }
+                    let id = created.dialog.id
+                    subscriptions[id] = WatcherSubscription(subscription: created, presentity: presentity, watcher: watcher,
+                                                            flow: SIPTarget(server.source))
+                    watchersByPresentity[presentity, default: []].insert(id)
+                    armExpiry(id)
+                    notify(id)
+                }
+            }
+        }
+    }
+
+    private func refreshSubscription(_ server: SIPServerRequest, toTag: String) {
+        let request = server.request
+        guard let callID = request.callID, let fromTag = request.from?.tag,
+              var live = subscriptions[SIPDialog.ID(callID: callID, localTag: toTag, remoteTag: fromTag)] else {
+            return server.respond(request.makeResponse(481))
+        }
+        let id = live.subscription.dialog.id
+        let answer = live.subscription.refresh(request, now: now, limits: Self.publicationLimits)
+        subscriptions[id] = live
+        server.respond(subscribeResponse(request, answer: answer, toTag: toTag, transport: server.source.transport))
+        guard case .accepted = answer else { return }
+        live.timer?.cancel()
+        subscriptions[id] = live
+        armExpiry(id)
+        notify(id)
+    }
+
+    private func subscribeResponse(_ request: SIPRequest, answer: SIPSubscription.Answer, toTag: String,
+                                   transport: SIPSource.Transport) -> SIPResponse {
+        switch answer {
+        case .accepted(let expires):
+            // RFC 6665 §8.3.1: 200 whether active or pending (202 is deprecated).
+            var response = request.makeResponse(200, toTag: toTag)
+            response.headers.add(.expires, String(expires))
+            response.headers.add(.contact, "<\(edge.contact(for: transport))>")
+            return response
+        case .intervalTooBrief(let minimum):
+            var response = request.makeResponse(423, toTag: toTag)
+            response.headers.add(.minExpires, String(minimum))
+            return response
+        case .outOfOrder:
+            return request.makeResponse(500, reasonPhrase: "CSeq Out Of Order", toTag: toTag)
+        }
+    }
+
+    private func armExpiry(_ id: SIPDialog.ID) {
+        guard var live = subscriptions[id], !live.subscription.isTerminated else { return }
+        let delay = live.subscription.expiresAt - now
+        live.timer = loop.scheduleTask(in: TimeAmount(max(delay, .zero))) { [self] in
+            guard var live = subscriptions[id], live.subscription.expire(now: now) else { return }
+            subscriptions[id] = live
+            live.timer = nil
+            notify(id)
+        }
+        subscriptions[id] = live
+    }
+
+    /// Sends the subscription's next NOTIFY, or marks it to be sent when the outstanding one
+    /// is answered. A terminated subscription is forgotten once its final NOTIFY is sent.
+    func notify(_ id: SIPDialog.ID) {
+        guard var live = subscriptions[id] else { return }
+        if live.notifying {
+            live.dirty = true
+            subscriptions[id] = live
+            return
+        }
+        let body = notifyBody(for: live)
+        var request = live.subscription.makeNotify(body: body, now: now)
+        request.headers.add(.contact, "<\(edge.contact(for: live.flow.transport))>")
+        live.notifying = true
+        live.dirty = false
+        let terminated = live.subscription.isTerminated
+        if terminated {
+            live.timer?.cancel()
+            forget(id, presentity: live.presentity)
+        } else {
+            subscriptions[id] = live
+        }
+        edge.send(request, to: live.flow) { [self] event in
+            guard !terminated, case let outcome = event, !isProvisional(outcome) else { return }
+            guard var live = subscriptions[id] else { return }
+            live.notifying = false
+            subscriptions[id] = live
+            switch outcome {
+            case .final(let response) where response.isSuccess:
+                if live.dirty { notify(id) }
+            default:
+                // RFC 6665 §4.2.2: a failed NOTIFY (481, timeout, an unreachable watcher) ends
+                // the subscription.
+                live.timer?.cancel()
+                forget(id, presentity: live.presentity)
+            }
+        }
+    }
+
+    private func isProvisional(_ event: SIPClientEvent) -> Bool {
+        if case .provisional = event { return true }
+        return false
+    }
+
+    private func forget(_ id: SIPDialog.ID, presentity: String) {
+        subscriptions[id] = nil
+        watchersByPresentity[presentity]?.remove(id)
+        if watchersByPresentity[presentity]?.isEmpty ?? false { watchersByPresentity[presentity] = nil }
+    }
+
+    /// PIDF for watchers that take it (the RFC 3856 default); Lync categories for those that
+    /// only take `application/msrtc-event-categories+xml`.
+    private func notifyBody(for live: WatcherSubscription) -> (contentType: SIPMediaType, bytes: [UInt8])? {
+        let document = composedPresence(of: live.presentity)
+        if live.subscription.accepts(.pidf) { return (.pidf, document.serialized()) }
+        if live.subscription.accepts(.msrtcEventCategories) {
+            return (.msrtcEventCategories, PresenceComposer.categories(entity: "sip:\(live.presentity)", document: document).serialized())
+        }
+        return nil
+    }
+
+    func presenceChanged(_ aor: String) {
+        for id in watchersByPresentity[aor] ?? [] { notify(id) }
+    }
+
+    func terminateAllSubscriptions() {
+        for (id, var live) in subscriptions {
+            live.subscription.terminate(.deactivated)
+            live.notifying = false
+            subscriptions[id] = live
+            notify(id)
+        }
+    }
+
+    // MARK: Watcher authorization
+
+    /// The presentity's stored decision about a watcher, else the domain's policy; nil means
+    /// "ask" (the subscription stays pending).
+    private func decision(presentity: String, watcher: String, then: @escaping @Sendable (WatcherDecision?) -> Void) {
+        if presentity == watcher { return then(.allow) }  // one's own other devices
+        let store = self.store
+        storeQueue.async { [self] in
+            let stored = (try? store.decisions(presentity: presentity))?.first { $0.watcher == watcher }?.decision
+            loop.execute { [self] in
+                if let stored { return then(stored) }
+                switch configuration.watcherPolicy {
+                case .allowAll: then(.allow)
+                case .allowSameDomain:
+                    let domain = watcher.split(separator: "@").last.map(String.init) ?? ""
+                    then(configuration.serves(domain) ? .allow : nil)
+                case .ask: then(nil)
+                }
+            }
+        }
+    }
+
+    /// Records the user's decision about a watcher (it persists) and applies it to live
+    /// subscriptions at once: pending ones become active, or end with `rejected`.
+    public func decide(presentity: String, watcher: String, _ decision: WatcherDecision) async throws {
+        let store = self.store
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            storeQueue.async {
+                continuation.resume(with: Result { try store.setDecision(decision, presentity: presentity, watcher: watcher) })
+            }
+        }
+        try await loop.submit { [self] in apply(decision, presentity: presentity, watcher: watcher) }.get()
+    }
+
+    private func apply(_ decision: WatcherDecision, presentity: String, watcher: String) {
+        for id in watchersByPresentity[presentity] ?? [] {
+            guard var live = subscriptions[id], live.watcher == watcher else { continue }
+            if live.subscription.authorize(decision == .allow) {
+                subscriptions[id] = live
+                notify(id)
+            }
+        }
+    }
+
+    /// Decisions can also be made outside this process (`stox watchers`); pending subscriptions
+    /// pick them up within a few seconds.
+    func startDecisionPoll() {
+        decisionPoll = loop.scheduleRepeatedTask(initialDelay: .seconds(3), delay: .seconds(3)) { [weak self] _ in
+            self?.pollPendingDecisions()
+        }
+    }
+
+    private func pollPendingDecisions() {
+        let pending = subscriptions.values.filter { $0.subscription.state == .pending }.map { ($0.presentity, $0.watcher) }
+        guard !pending.isEmpty else { return }
+        let store = self.store
+        storeQueue.async { [self] in
+            var found: [(String, String, WatcherDecision)] = []
+            for presentity in Set(pending.map(\.0)) {
+                for stored in (try? store.decisions(presentity: presentity)) ?? [] {
+                    found.append((presentity, stored.watcher, stored.decision))
+                }
+            }
+            let decided = found
+            loop.execute { [self] in
+                for (presentity, watcher, decision) in decided { apply(decision, presentity: presentity, watcher: watcher) }
+            }
+        }
+    }
+}
