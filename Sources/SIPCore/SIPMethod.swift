@@ -32,6 +32,10 @@ public struct SIPMethod: RawRepresentable, Hashable, Sendable, CustomStringConve
         return nil
     }
 
+    /// Whether the method is one this implementation recognizes (RFC 3261 §8.2.1: a request
+    /// with a recognized but unsupported method gets 405, an unrecognized one 501).
+    public var isRecognized: Bool { Self.common.contains(self) }
+
     private static let common: [SIPMethod] = [
         .message, .invite, .ack, .bye, .cancel, .options, .register, .subscribe, .notify, .publish,
         .info, .update, .refer, .prack,

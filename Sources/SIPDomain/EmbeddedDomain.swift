@@ -107,7 +107,9 @@ public final class EmbeddedDomain: @unchecked Sendable {
         case .publish:
             publish(server)
         default:
-            var response = request.makeResponse(405, toTag: Self.makeTag())
+            // §8.2.1: 405 for a method we know but do not take here, 501 for one we do not know;
+            // both list what is allowed.
+            var response = request.makeResponse(request.method.isRecognized ? 405 : 501, toTag: Self.makeTag())
             response.headers.add(.allow, Self.allowedMethods.map(\.rawValue).joined(separator: ", "))
             server.respond(response)
         }

@@ -221,3 +221,16 @@ struct PJSUAPresenceTests {
         await domain.stop()
     }
 }
+
+@Suite("The embedded domain against SIPp", .serialized, .interopPeers)
+struct DomainSIPpTests {
+    @Test("an unknown method gets 501 and a known one it does not serve 405, both with Allow (RFC 3261 §8.2.1), over UDP and TCP", arguments: ["u1", "t1"])
+    func unknownMethod(transport: String) async throws {
+        let store = try DomainFixture.store(users: [:])
+        let domain = try await DomainFixture.start(store)
+        let port = transport == "u1" ? domain.edge.udpAddress!.port! : domain.edge.tcpAddress!.port!
+        let run = try await SIPp.run("unknown_method_uac.xml", port: port, transport: transport, calls: 5, rate: 10)
+        await domain.stop()
+        #expect(run.status == 0, "sipp failed:\n\(SIPp.summary(run.output))\n\(run.output.suffix(2000))")
+    }
+}

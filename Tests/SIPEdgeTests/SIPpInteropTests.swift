@@ -12,54 +12,13 @@ import Testing
 /// only when every call of its scenario succeeded. Each SIPp is stopped by its PID.
 @Suite(.serialized, .interopPeers)
 struct SIPpInteropTests {
-    static let scenarios = Golden.repositoryRoot.appendingPathComponent("Tests/Interop/sipp")
-
-    struct Run {
-        var status: Int32
-        var output: String
-    }
-
-    /// Runs SIPp to completion (or kills it after `limit` seconds), off the cooperative pool.
     static func sipp(_ scenario: String, port: Int, transport: String, calls: Int, rate: Int,
-                     limit: Double = 60) async throws -> Run {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/sipp")
-        process.arguments = [
-            "-sf", scenarios.appendingPathComponent(scenario).path, "-s", "juliet", "127.0.0.1:\(port)",
-            "-i", "127.0.0.1", "-p", "0", "-t", transport, "-m", String(calls), "-r", String(rate),
-            "-l", "100", "-nostdin", "-timeout", String(Int(limit)), "-timeout_error",
-        ]
-        // A file, not a pipe: SIPp can never block on a reader that is not keeping up.
-        let log = FileManager.default.temporaryDirectory.appendingPathComponent("stox-sipp-\(UUID().uuidString).log")
-        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        let output = try FileHandle(forWritingTo: log)
-        defer {
-            try? output.close()
-            try? FileManager.default.removeItem(at: log)
-        }
-        process.standardOutput = output
-        process.standardError = output
-        process.currentDirectoryURL = FileManager.default.temporaryDirectory
-        try process.run()
-        let pid = process.processIdentifier
-        let status: Int32 = await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                let deadline = Date().addingTimeInterval(limit + 10)
-                while process.isRunning, Date() < deadline { usleep(50_000) }
-                if process.isRunning { kill(pid, SIGKILL) }
-                process.waitUntilExit()
-                continuation.resume(returning: process.terminationStatus)
-            }
-        }
-        let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
-        return Run(status: status, output: text)
+                     limit: Double = 60, traceMessages: Bool = false) async throws -> SIPp.Run {
+        try await SIPp.run(scenario, port: port, transport: transport, calls: calls, rate: rate, limit: limit,
+                           traceMessages: traceMessages)
     }
 
-    /// The figures SIPp prints at the end, for the failure message.
-    static func summary(_ output: String) -> String {
-        output.split(separator: "\n").filter { $0.contains("Successful call") || $0.contains("Failed call")
-            || $0.contains("Retransmissions") || $0.contains("Unexpected") }.joined(separator: "\n")
-    }
+    static func summary(_ output: String) -> String { SIPp.summary(output) }
 
     @Test("SIPp sends 300 MESSAGEs over UDP and over TCP; every one gets its 200, and each reaches the gateway once", arguments: ["u1", "t1"])
     func pager(transport: String) async throws {
@@ -101,5 +60,49 @@ struct SIPpInteropTests {
             #expect(await edge.liveTransactionCount() == 0)
         }
         await edge.stop()
+    }
+
+    @Test("SIPp retransmits a MESSAGE before the answer: the copy is absorbed, one 200 goes out, and the gateway sees the MESSAGE once (§17.2.2)")
+    func retransmissions() async throws {
+        let received = Mutex<[String: Int]>([:])
+        let edge = try await SIPEdge.start(
+            SIPEdgeConfiguration(host: "127.0.0.1", udpPort: 0, tcpPort: nil),
+            handlers: SIPEdgeHandlers(request: { request in
+                received.withLock { $0[request.request.callID ?? "", default: 0] += 1 }
+                // Answer after SIPp's first duplicate has arrived (it waits 100 ms).
+                DispatchQueue.global().asyncAfter(deadline: .now() + 0.3) {
+                    request.respond(request.request.makeResponse(200, toTag: "stox"))
+                }
+            }),
+            group: SIPEdgeTests.group)
+        let run = try await Self.sipp("retransmit_uac.xml", port: edge.udpAddress!.port!, transport: "u1", calls: 10, rate: 20,
+                                      traceMessages: true)
+        await edge.stop()
+        let oks = run.messages.components(separatedBy: "SIP/2.0 200 OK").count - 1
+        #expect(oks == 10, "one 200 per call, none for the copy that arrived in Trying; saw \(oks)")
+        #expect(run.status == 0, "sipp failed:\n\(Self.summary(run.output))\n\(run.output.suffix(2000))")
+        let counts = received.withLock { $0 }
+        #expect(counts.count == 10)
+        #expect(counts.values.allSatisfy { $0 == 1 }, "a retransmission reached the transaction user: \(counts)")
+    }
+
+    @Test("a lost ACK: the 486 is retransmitted on Timer G until SIPp acknowledges it, and then no more (§17.2.1)")
+    func lostACK() async throws {
+        let edge = try await SIPEdge.start(
+            SIPEdgeConfiguration(host: "127.0.0.1", udpPort: 0, tcpPort: nil),
+            handlers: SIPEdgeHandlers(request: { request in
+                request.respond(request.request.makeResponse(486, toTag: "busy"))
+            }),
+            group: SIPEdgeTests.group)
+        let run = try await Self.sipp("lost_ack_uac.xml", port: edge.udpAddress!.port!, transport: "u1", calls: 5, rate: 10,
+                                      traceMessages: true)
+        await edge.stop()
+        #expect(run.status == 0, "sipp failed:\n\(Self.summary(run.output))\n\(run.output.suffix(2000))")
+        // Per call: the first 486 and Timer G's retransmission at 0.5 s before the ACK at 1.2 s
+        // (a third if the ACK is late past 1.5 s), then none once the ACK is in.
+        let busy = run.messages.components(separatedBy: "SIP/2.0 486 Busy Here").count - 1
+        let acks = run.messages.components(separatedBy: "\nACK sip:").count - 1
+        #expect(acks == 5)
+        #expect((10...15).contains(busy), "5 calls should see 2-3 486s each (the first and Timer G's), saw \(busy)")
     }
 }
