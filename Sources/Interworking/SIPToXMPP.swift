@@ -31,21 +31,17 @@ public struct SIPToXMPP: Sendable {
     /// §4.2); `nil` when the INVITE carries none.
     public func sessionInvite(_ invite: SIPRequest) throws(TranslationRefusal) -> Translated<XMPPMessage?> {
         var diagnostics: [String] = []
-        guard let format = invite.headers[SIPHeaderName("ms-text-format")] else {
+        guard let value = invite.headers[MSTextFormat.header] else {
             return Translated(nil, diagnostics: ["no ms-text-format: the INVITE carries no first message"])
         }
-        // ms-text-format: type/subtype; charset=UTF-8[;msgr=...];ms-body=<base64>
-        guard let type = SIPMediaType.parse(format), let encoded = type.parameters["ms-body"] else {
-            throw TranslationRefusal(.badRequest, "ms-text-format without a media type and ms-body")
-        }
-        guard let decoded = Data(base64Encoded: encoded) else {
-            throw TranslationRefusal(.badRequest, "ms-body is not base64")
+        guard let format = MSTextFormat(headerValue: value) else {
+            throw TranslationRefusal(.badRequest, "ms-text-format without a media type and a base64 ms-body")
         }
         var message = try envelope(invite, session: true, diagnostics: &diagnostics)
-        var media = SIPMediaType(type.type, type.subtype)
-        if let charset = type.charset { media.parameters.set("charset", .some(charset)) }
+        var media = SIPMediaType(format.contentType.type, format.contentType.subtype)
+        if let charset = format.contentType.charset { media.parameters.set("charset", .some(charset)) }
         try keepingDiagnostics(diagnostics) { () throws(TranslationRefusal) in
-            try body(Array(decoded), contentType: media, into: &message, diagnostics: &diagnostics)
+            try body(format.body, contentType: media, into: &message, diagnostics: &diagnostics)
         }
         return Translated(message, diagnostics: diagnostics)
     }

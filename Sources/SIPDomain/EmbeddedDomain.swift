@@ -29,20 +29,27 @@ public final class EmbeddedDomain: @unchecked Sendable {
     var subscriptions: [SIPDialog.ID: WatcherSubscription] = [:]
     var watchersByPresentity: [String: Set<SIPDialog.ID>] = [:]
     var decisionPoll: RepeatedTask?
+    // IM sessions (EmbeddedDomain+Sessions.swift).
+    var sessions: [SIPDialog.ID: IMSession] = [:]
     /// Requests for domains this gateway does not serve (the XMPP side, in the gateway).
-    private let foreign: (@Sendable (SIPServerRequest) -> Void)?
+    private let foreign: ForeignHandler?
 
-    static let allowedMethods: [SIPMethod] = [.register, .message, .subscribe, .publish, .options, .ack, .cancel]
+    static let allowedMethods: [SIPMethod] = [.register, .message, .subscribe, .publish, .options, .invite, .ack, .bye, .cancel]
+
+    /// Requests for domains this gateway does not serve (the XMPP side), with the local sender
+    /// they come from, authenticated.
+    public typealias ForeignHandler = @Sendable (SIPServerRequest, _ sender: String) -> Void
 
     private init(configuration: EmbeddedDomainConfiguration, edge: SIPEdge, store: GatewayStore,
-                 bindings: [SIPBinding], foreign: (@Sendable (SIPServerRequest) -> Void)?) {
+                 bindings: [SIPBinding], foreign: ForeignHandler?) {
         self.configuration = configuration
         self.edge = edge
         self.store = store
         self.loop = edge.eventLoop
         self.foreign = foreign
         for domain in configuration.domains {
-            authenticators[domain] = DigestAuthenticator(realm: domain, nonceLifetime: configuration.nonceLifetime)
+            authenticators[domain] = DigestAuthenticator(realm: domain, nonceLifetime: configuration.nonceLifetime,
+                                                         algorithms: configuration.digestAlgorithms)
         }
         for binding in bindings { locations[binding.addressOfRecord, default: []].append(binding) }
     }
@@ -51,7 +58,7 @@ public final class EmbeddedDomain: @unchecked Sendable {
     /// registered before a restart and have not expired are restored from the store.
     public static func start(_ configuration: EmbeddedDomainConfiguration, edge edgeConfiguration: SIPEdgeConfiguration,
                              store: GatewayStore, group: any EventLoopGroup,
-                             foreign: (@Sendable (SIPServerRequest) -> Void)? = nil) async throws -> EmbeddedDomain {
+                             foreign: ForeignHandler? = nil) async throws -> EmbeddedDomain {
         let restored = try await Self.onQueue { try store.bindings() }.compactMap { Self.binding(from: $0, configuration: configuration) }
         let slot = DomainSlot()
         let edge = try await SIPEdge.start(edgeConfiguration, handlers: SIPEdgeHandlers(
@@ -61,7 +68,8 @@ public final class EmbeddedDomain: @unchecked Sendable {
                     return request.respond(request.request.makeResponse(503, toTag: Self.makeTag()))
                 }
                 domain.handle(request)
-            }), group: group)
+            },
+            ack: { ack, _ in slot.domain?.receivedACK(ack) }), group: group)
         let domain = EmbeddedDomain(configuration: configuration, edge: edge, store: store, bindings: restored, foreign: foreign)
         try await edge.eventLoop.submit {
             slot.domain = domain
@@ -73,9 +81,12 @@ public final class EmbeddedDomain: @unchecked Sendable {
     /// Ends every subscription with a final NOTIFY (RFC 6665 §4.2.2 `deactivated`: the
     /// watcher may subscribe again), waits briefly for their answers, then closes the edge.
     public func stop() async {
-        try? await loop.submit { [self] in terminateAllSubscriptions() }.get()
+        try? await loop.submit { [self] in
+            terminateAllSubscriptions()
+            closeAllSessions()
+        }.get()
         for _ in 0..<25 {
-            let pending = (try? await loop.submit { [self] in subscriptions.count }.get()) ?? 0
+            let pending = (try? await loop.submit { [self] in subscriptions.count + sessions.count }.get()) ?? 0
             if pending == 0 { break }
             try? await Task.sleep(for: .milliseconds(20))
         }
@@ -87,6 +98,11 @@ public final class EmbeddedDomain: @unchecked Sendable {
     /// Routes one request from the edge (on the loop).
     func handle(_ server: SIPServerRequest) {
         let request = server.request
+        if request.to?.tag != nil, request.method != .subscribe {
+            // Inside a dialog: an IM session's MESSAGE, BYE, re-INVITE (a SUBSCRIBE refresh
+            // goes to its subscription below).
+            return inDialog(server)
+        }
         switch request.method {
         case .register:
             register(server)
@@ -97,9 +113,16 @@ public final class EmbeddedDomain: @unchecked Sendable {
             response.headers.add(.allowEvents, "presence")
             server.respond(response)
         case _ where !configuration.serves(request.uri.host):
-            if let foreign { return foreign(server) }
-            // Not an open relay: only the served domains and, with the gateway, XMPP ones.
-            server.respond(request.makeResponse(404, reasonPhrase: "Domain Not Served", toTag: Self.makeTag()))
+            // Not an open relay: only the served domains and, with the gateway, XMPP ones; and
+            // only the domain's own users may send there.
+            guard let foreign else {
+                return server.respond(request.makeResponse(404, reasonPhrase: "Domain Not Served", toTag: Self.makeTag()))
+            }
+            withLocalSender(server) { sender in foreign(server, sender) }
+        case .invite:
+            // IM sessions between two local users would need this domain to relay the dialog
+            // (a B2BUA); not built yet, so the caller falls back to pager MESSAGE.
+            server.respond(request.makeResponse(488, reasonPhrase: "Local Sessions Not Relayed", toTag: Self.makeTag()))
         case .message:
             message(server)
         case .subscribe:
@@ -168,7 +191,7 @@ public final class EmbeddedDomain: @unchecked Sendable {
         (try? await loop.submit { [self] in currentBindings(aor) }.get()) ?? []
     }
 
-    private func currentBindings(_ aor: String) -> [SIPBinding] {
+    func currentBindings(_ aor: String) -> [SIPBinding] {
         let now = Date()
         let live = (locations[aor] ?? []).filter { $0.expiresAt > now }
         locations[aor] = live.isEmpty ? nil : live

@@ -74,11 +74,17 @@ public struct EmbeddedDomainConfiguration: Sendable {
     /// XMPP) have no such bound.
     public var sipMessageBudget: Duration
     public var watcherPolicy: WatcherPolicy
+    /// Digest algorithms offered, in order (RFC 7616; SHA-256 first by default).
+    public var digestAlgorithms: [DigestAlgorithm]
+    /// An IM session with no message either way for this long is closed with BYE (Lync's
+    /// StreamInactivityTimeout is 600 s).
+    public var imSessionInactivity: Duration
 
     public init(domains: [String], minimumExpires: UInt32 = 60, maximumExpires: UInt32 = 3600, defaultExpires: UInt32 = 3600,
                 maximumBindings: Int = 16, nonceLifetime: Duration = .seconds(300),
                 endpointClasses: [EndpointClass] = [.desktop, .mobile], endpointRules: [EndpointClassRule] = EndpointClassRule.defaults,
-                defaultClass: String = "desktop", sipMessageBudget: Duration = .seconds(30), watcherPolicy: WatcherPolicy = .allowSameDomain) {
+                defaultClass: String = "desktop", sipMessageBudget: Duration = .seconds(30), watcherPolicy: WatcherPolicy = .allowSameDomain,
+                digestAlgorithms: [DigestAlgorithm] = DigestAlgorithm.allCases, imSessionInactivity: Duration = .seconds(600)) {
         self.domains = domains.map { $0.lowercased() }
         self.minimumExpires = minimumExpires
         self.maximumExpires = maximumExpires
@@ -90,6 +96,8 @@ public struct EmbeddedDomainConfiguration: Sendable {
         self.defaultClass = defaultClass
         self.sipMessageBudget = sipMessageBudget
         self.watcherPolicy = watcherPolicy
+        self.digestAlgorithms = digestAlgorithms
+        self.imSessionInactivity = imSessionInactivity
     }
 
     public func serves(_ host: String) -> Bool { domains.contains(host.lowercased()) }

@@ -13,6 +13,12 @@ public enum SIPDeliveryOutcome: Hashable, Sendable {
     case offline
 }
 
+/// The branch that accepted a forked INVITE: the dialog is built from its request and 2xx.
+struct ForkWinner: Sendable {
+    let request: SIPRequest
+    let binding: SIPBinding
+}
+
 /// Parallel forking of one request to every binding of an address-of-record, as Lync does it
 /// for MPOP: the first 2xx wins and the other branches end (CANCEL for an INVITE, abandoned for
 /// a MESSAGE, which cannot be cancelled); each branch waits for its endpoint class's acceptance
@@ -22,6 +28,7 @@ public enum SIPDeliveryOutcome: Hashable, Sendable {
 final class ForkedDelivery: @unchecked Sendable {
     private struct Branch {
         let binding: SIPBinding
+        var request: SIPRequest?
         var handle: SIPClientHandle?
         var timer: Scheduled<Void>?
         var finished = false
@@ -31,12 +38,17 @@ final class ForkedDelivery: @unchecked Sendable {
     private let loop: any EventLoop
     private var branches: [Branch]
     private var responses: [SIPResponse] = []
-    private var completion: (@Sendable (SIPDeliveryOutcome) -> Void)?
+    private var completion: (@Sendable (SIPDeliveryOutcome, ForkWinner?) -> Void)?
+    /// A 2xx after the outcome is settled (an INVITE's: the winner's retransmission, or another
+    /// branch that accepted before its CANCEL arrived); the dialog layer ACKs it (and BYEs it).
+    private let late: (@Sendable (ForkWinner, SIPResponse) -> Void)?
 
-    private init(edge: SIPEdge, bindings: [SIPBinding], completion: @escaping @Sendable (SIPDeliveryOutcome) -> Void) {
+    private init(edge: SIPEdge, bindings: [SIPBinding], late: (@Sendable (ForkWinner, SIPResponse) -> Void)?,
+                 completion: @escaping @Sendable (SIPDeliveryOutcome, ForkWinner?) -> Void) {
         self.edge = edge
         self.loop = edge.eventLoop
         self.branches = bindings.map { Branch(binding: $0) }
+        self.late = late
         self.completion = completion
     }
 
@@ -44,9 +56,18 @@ final class ForkedDelivery: @unchecked Sendable {
     /// Request-URI and a fresh Via; Route headers (ours, already consumed) are dropped.
     static func start(_ request: SIPRequest, to bindings: [SIPBinding], edge: SIPEdge, budget: Duration?,
                       completion: @escaping @Sendable (SIPDeliveryOutcome) -> Void) {
+        start(request, to: bindings, edge: edge, budget: budget, prepare: nil, late: nil) { outcome, _ in completion(outcome) }
+    }
+
+    /// The general form: `prepare` adjusts each branch's request (an INVITE's Contact depends on
+    /// the transport the branch goes over); `late` sees 2xx that arrive once it is settled.
+    static func start(_ request: SIPRequest, to bindings: [SIPBinding], edge: SIPEdge, budget: Duration?,
+                      prepare: (@Sendable (inout SIPRequest, SIPBinding) -> Void)?,
+                      late: (@Sendable (ForkWinner, SIPResponse) -> Void)?,
+                      completion: @escaping @Sendable (SIPDeliveryOutcome, ForkWinner?) -> Void) {
         edge.eventLoop.preconditionInEventLoop()
-        guard !bindings.isEmpty else { return completion(.offline) }
-        let delivery = ForkedDelivery(edge: edge, bindings: bindings, completion: completion)
+        guard !bindings.isEmpty else { return completion(.offline, nil) }
+        let delivery = ForkedDelivery(edge: edge, bindings: bindings, late: late, completion: completion)
         for index in delivery.branches.indices {
             let binding = delivery.branches[index].binding
             var branchRequest = request
@@ -55,6 +76,8 @@ final class ForkedDelivery: @unchecked Sendable {
             branchRequest.headers.remove(.route)
             let hops = request.maxForwards.map { Int($0) - 1 } ?? 70
             branchRequest.headers.set(.maxForwards, String(max(hops, 0)))
+            prepare?(&branchRequest, binding)
+            delivery.branches[index].request = branchRequest
             let wait = budget.map { min($0, binding.endpointClass.acceptanceTimeout) } ?? binding.endpointClass.acceptanceTimeout
             // Arm the acceptance timer before sending: a response can only arrive after.
             delivery.branches[index].timer = delivery.loop.scheduleTask(in: TimeAmount(wait)) {
@@ -67,13 +90,19 @@ final class ForkedDelivery: @unchecked Sendable {
     }
 
     private func branchEvent(_ index: Int, _ event: SIPClientEvent) {
-        guard completion != nil, !branches[index].finished else { return }
+        guard completion != nil, !branches[index].finished else {
+            if case .final(let response) = event, response.isSuccess, let request = branches[index].request {
+                late?(ForkWinner(request: request, binding: branches[index].binding), response)
+            }
+            return
+        }
         switch event {
         case .provisional:
             return
         case .final(let response) where response.isSuccess:
             finish(index)
-            complete(.accepted(response, contact: branches[index].binding.contact))
+            let winner = branches[index].request.map { ForkWinner(request: $0, binding: branches[index].binding) }
+            complete(.accepted(response, contact: branches[index].binding.contact), winner: winner)
             endOtherBranches()
         case .final(let response):
             responses.append(response)
@@ -112,10 +141,10 @@ final class ForkedDelivery: @unchecked Sendable {
         complete(.failed(best: Self.best(responses)))
     }
 
-    private func complete(_ outcome: SIPDeliveryOutcome) {
+    private func complete(_ outcome: SIPDeliveryOutcome, winner: ForkWinner? = nil) {
         let completion = self.completion
         self.completion = nil
-        completion?(outcome)
+        completion?(outcome, winner)
     }
 
     /// §16.7 step 6: a 6xx if there is one, else the lowest class; within a class the lowest code.

@@ -110,6 +110,17 @@ final class RawEndpoint: Sendable {
 }
 
 enum DomainFixture {
+    /// `count` raw endpoints registered as `user` (password `pw-<user>`): one user's devices.
+    static func devices(_ user: String, count: Int, on domain: EmbeddedDomain) async throws -> [RawEndpoint] {
+        var devices: [RawEndpoint] = []
+        for _ in 0..<count {
+            let device = try RawEndpoint(user: user, serverPort: domain.edge.udpAddress!.port!)
+            #expect(try await device.register(password: "pw-\(user)")?.statusCode == 200)
+            devices.append(device)
+        }
+        return devices
+    }
+
     static func store(users: [String: String]) throws -> GatewayStore {
         let store = try GatewayStore()
         for (user, password) in users {
@@ -175,12 +186,9 @@ struct EmbeddedDomainTests {
     func forkFirstAcceptWins() async throws {
         let store = try DomainFixture.store(users: ["alice": "pw-alice", "bob": "pw-bob"])
         let domain = try await DomainFixture.start(store)
-        let port = domain.edge.udpAddress!.port!
-        let laptop = try RawEndpoint(user: "bob", serverPort: port)
-        let phone = try RawEndpoint(user: "bob", serverPort: port)
-        #expect(try await laptop.register(password: "pw-bob")?.statusCode == 200)
-        #expect(try await phone.register(password: "pw-bob")?.statusCode == 200)
-        let alice = try RawEndpoint(user: "alice", serverPort: port)
+        let devices = try await DomainFixture.devices("bob", count: 2, on: domain)
+        let (laptop, phone) = (devices[0], devices[1])
+        let alice = try RawEndpoint(user: "alice", serverPort: domain.edge.udpAddress!.port!)
 
         async let outcome = alice.message(to: "sip:bob@sip.test", text: "hello both", password: "pw-alice")
         let atLaptop = try #require(await laptop.request())

@@ -55,14 +55,19 @@ public struct DigestAuthenticator: Sendable {
 
     public let realm: String
     public let nonceLifetime: Duration
+    /// Offered in this order. Some old UAs take the first challenge even when they cannot
+    /// compute it (RFC 8760 §2.4 says they should skip it), so an operator may offer MD5 only.
+    public let algorithms: [DigestAlgorithm]
     private let key: SymmetricKey
     /// nonce → highest nc accepted (0 for a qop-less use). Pruned as nonces expire.
     private var counts: [String: UInt32] = [:]
     private var lastPrune = SIPInstant.origin
 
-    public init(realm: String, nonceLifetime: Duration = .seconds(300), secret: [UInt8]? = nil) {
+    public init(realm: String, nonceLifetime: Duration = .seconds(300), algorithms: [DigestAlgorithm] = DigestAlgorithm.allCases,
+                secret: [UInt8]? = nil) {
         self.realm = realm
         self.nonceLifetime = nonceLifetime
+        self.algorithms = algorithms
         self.key = secret.map { SymmetricKey(data: $0) } ?? SymmetricKey(size: .bits256)
     }
 
@@ -70,7 +75,7 @@ public struct DigestAuthenticator: Sendable {
     /// SHA-256 first, sharing one nonce.
     public func challenges(now: SIPInstant, stale: Bool = false) -> [SIPAuthorization] {
         let nonce = makeNonce(now: now)
-        return DigestAlgorithm.allCases.map { algorithm in
+        return algorithms.map { algorithm in
             var challenge = SIPAuthorization(scheme: "Digest")
             challenge.add("realm", realm)
             challenge.add("nonce", nonce)
@@ -103,7 +108,7 @@ public struct DigestAuthenticator: Sendable {
               let response = credentials.response, let uri = credentials.uri else {
             return .rejected(reason: "incomplete credentials")
         }
-        guard let algorithm = DigestAlgorithm(token: credentials.algorithm) else {
+        guard let algorithm = DigestAlgorithm(token: credentials.algorithm), algorithms.contains(algorithm) else {
             return .rejected(reason: "unsupported algorithm \(credentials.algorithm)")
         }
         // The nonce must be ours and fresh.
