@@ -60,13 +60,14 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
-        // The SIP edge on SwiftNIO: UDP and TCP transports driving the §17 transaction machines.
+        // The SIP edge on SwiftNIO: UDP, TCP and TLS transports driving the §17 transaction machines.
         .target(
             name: "SIPEdge",
             dependencies: [
                 "SIPCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: strictSettings
         ),

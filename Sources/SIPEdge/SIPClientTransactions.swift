@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import NIOSSL
 import SIPCore
 
 /// Where a request goes: a transport and an address. A stream target reuses an open connection
@@ -7,10 +8,13 @@ import SIPCore
 public struct SIPTarget: Hashable, Sendable, CustomStringConvertible {
     public var transport: SIPSource.Transport
     public var address: SocketAddress
+    /// For TLS: the name the server's certificate must carry (RFC 5922 §7), also sent as SNI.
+    public var serverName: String?
 
-    public init(transport: SIPSource.Transport, address: SocketAddress) {
+    public init(transport: SIPSource.Transport, address: SocketAddress, serverName: String? = nil) {
         self.transport = transport
         self.address = address
+        self.serverName = serverName
     }
 
     /// Responses to a request go back the way it came; so do requests to the same flow.
@@ -19,19 +23,21 @@ public struct SIPTarget: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// RFC 3263 §4.1–4.2 for a URI whose host is an IP literal: the transport from `transport=`
-    /// (SIPS means TLS, which this edge does not speak yet, so it is refused), the port from the
-    /// URI or the transport's default. Names need DNS, which is the caller's business.
+    /// (a SIPS URI means TLS), the port from the URI or the transport's default (5060, 5061 for
+    /// TLS). Names need DNS, which is the caller's business.
     public init?(uri: SIPURI) {
-        guard uri.isSIP, uri.scheme != .sips else { return nil }
+        guard uri.isSIP else { return nil }
         let transport: SIPSource.Transport
-        switch uri.transport?.lowercased() {
-        case nil, "udp": transport = .udp
-        case "tcp": transport = .tcp
+        switch (uri.scheme == .sips, uri.transport?.lowercased()) {
+        case (true, nil), (_, "tls"), (true, "tcp"): transport = .tls
+        case (false, nil), (false, "udp"): transport = .udp
+        case (false, "tcp"): transport = .tcp
         default: return nil
         }
         var host = uri.host
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        guard let address = try? SocketAddress(ipAddress: host, port: Int(uri.port ?? 5060)) else { return nil }
+        let port = Int(uri.port ?? (transport == .tls ? 5061 : 5060))
+        guard let address = try? SocketAddress(ipAddress: host, port: port) else { return nil }
         self.init(transport: transport, address: address)
     }
 
@@ -276,12 +282,18 @@ extension SIPTransactionCore {
         driveClient(key, nonInvite: { $0.transportFailed() }, invite: { $0.transportFailed() })
     }
 
-    /// A stream connection closed: requests waiting on it for an answer fail (§18.4).
+    /// A stream connection closed: requests waiting on it for an answer fail (§18.4). Only
+    /// those that went down this connection: another one to the same address may be fine.
     func connectionClosed(_ address: SocketAddress, channel: any Channel) {
-        if let known = connections[address], known === channel { connections[address] = nil }
-        for (key, live) in clients where live.target.transport == .tcp && live.target.address == address && !live.finalSeen {
+        let keys = Set(connections.filter { $0.value === channel }.map(\.key))
+        for key in keys { connections[key] = nil }
+        for (key, live) in clients where live.target.transport.isReliable && !live.finalSeen && keys.contains(Self.connectionKey(live.target)) {
             driveClient(key, nonInvite: { $0.transportFailed() }, invite: { $0.transportFailed() })
         }
+    }
+
+    static func connectionKey(_ target: SIPTarget) -> ConnectionKey {
+        ConnectionKey(address: target.address, serverName: target.transport == .tls ? target.serverName : nil)
     }
 
     func failAllClients() {
@@ -302,42 +314,49 @@ extension SIPTransactionCore {
             channel.writeAndFlush(AddressedEnvelope(remoteAddress: target.address, data: buffer)).whenComplete { result in
                 if case .failure = result { done(false) }
             }
-        case .tcp:
+        case .tcp, .tls:
             var buffer = ByteBufferAllocator().buffer(capacity: request.estimatedSize)
             request.write(into: &buffer)
-            write(buffer, toStream: target.address, done: done)
+            write(buffer, toStream: target, done: done)
         }
     }
 
-    private func write(_ buffer: ByteBuffer, toStream address: SocketAddress, done: @escaping @Sendable (Bool) -> Void) {
-        if let channel = connections[address] {
+    private func write(_ buffer: ByteBuffer, toStream target: SIPTarget, done: @escaping @Sendable (Bool) -> Void) {
+        let address = target.address
+        let key = Self.connectionKey(target)
+        if let channel = connections[key] {
             channel.writeAndFlush(buffer).whenComplete { result in
                 if case .failure = result { done(false) }
             }
             return
         }
-        if connecting[address] != nil {
-            connecting[address]!.append((buffer, done))
+        if connecting[key] != nil {
+            connecting[key]!.append((buffer, done))
             return
         }
-        connecting[address] = [(buffer, done)]
+        connecting[key] = [(buffer, done)]
         let limits = configuration.limits
         let maxConnections = configuration.maxConnections
+        let clientTLS = target.transport == .tls ? self.clientTLS : nil
         ClientBootstrap(group: loop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(.seconds(5))
             .channelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let clientTLS {
+                        try channel.pipeline.syncOperations.addHandler(
+                            NIOSSLClientHandler(context: clientTLS, serverHostname: target.serverName))
+                    }
                     try channel.pipeline.syncOperations.addHandler(
-                        SIPStreamHandler(core: self, limits: limits, maxConnections: maxConnections))
+                        SIPStreamHandler(core: self, transport: target.transport, limits: limits, maxConnections: maxConnections))
                 }
             }
             .connect(to: address)
             .whenComplete { [self] result in
-                let pending = connecting.removeValue(forKey: address) ?? []
+                let pending = connecting.removeValue(forKey: key) ?? []
                 switch result {
                 case .success(let channel):
-                    connections[address] = channel
+                    connections[key] = channel
                     for (buffer, done) in pending {
                         channel.writeAndFlush(buffer).whenComplete { result in
                             if case .failure = result { done(false) }

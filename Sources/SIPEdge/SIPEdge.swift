@@ -1,10 +1,16 @@
 import NIOCore
 import NIOPosix
+import NIOSSL
 import SIPCore
 
 /// Where a request came from and where its responses go (RFC 3261 §18.2.2).
 public struct SIPSource: Sendable, CustomStringConvertible {
-    public enum Transport: String, Hashable, Sendable { case udp = "UDP", tcp = "TCP" }
+    public enum Transport: String, Hashable, Sendable {
+        case udp = "UDP", tcp = "TCP", tls = "TLS"
+
+        /// TCP and TLS: no retransmissions, Timers I/J/K/D zero (§17).
+        public var isReliable: Bool { self != .udp }
+    }
     public let transport: Transport
     public let address: SocketAddress
     /// The listening UDP socket, or the connection the request arrived on: responses go back
@@ -14,22 +20,46 @@ public struct SIPSource: Sendable, CustomStringConvertible {
     public var description: String { "\(transport) \(address)" }
 }
 
+/// Certificates for SIP over TLS (RFC 3261 §26.3.1, RFC 5630), in PEM files.
+public struct SIPTLSConfiguration: Sendable {
+    public var certificateChainPath: String
+    public var privateKeyPath: String
+    /// CA file trusted for outbound TLS connections; nil trusts the system store.
+    public var trustedCAPath: String?
+    /// Whether outbound connections check the peer's certificate (RFC 5922 §7). Turning it off
+    /// is for lab setups only.
+    public var verifyPeers: Bool
+
+    public init(certificateChainPath: String, privateKeyPath: String, trustedCAPath: String? = nil, verifyPeers: Bool = true) {
+        self.certificateChainPath = certificateChainPath
+        self.privateKeyPath = privateKeyPath
+        self.trustedCAPath = trustedCAPath
+        self.verifyPeers = verifyPeers
+    }
+}
+
 /// Settings of the SIP edge's listeners.
 public struct SIPEdgeConfiguration: Sendable {
     public var host: String
     /// 0 picks a free port (tests); `nil` disables the transport.
     public var udpPort: Int?
     public var tcpPort: Int?
+    /// SIP over TLS (5061 by default); needs `tls`.
+    public var tlsPort: Int?
+    public var tls: SIPTLSConfiguration?
     public var limits: SIPParser.Limits
     public var timers: SIPTimerValues
     /// The most stream connections accepted at once; further ones are closed on accept.
     public var maxConnections: Int
 
-    public init(host: String = "127.0.0.1", udpPort: Int? = 5060, tcpPort: Int? = 5060,
-                limits: SIPParser.Limits = .default, timers: SIPTimerValues = .rfc3261, maxConnections: Int = 4096) {
+    public init(host: String = "127.0.0.1", udpPort: Int? = 5060, tcpPort: Int? = 5060, tlsPort: Int? = 5061,
+                tls: SIPTLSConfiguration? = nil, limits: SIPParser.Limits = .default, timers: SIPTimerValues = .rfc3261,
+                maxConnections: Int = 4096) {
         self.host = host
         self.udpPort = udpPort
         self.tcpPort = tcpPort
+        self.tlsPort = tlsPort
+        self.tls = tls
         self.limits = limits
         self.timers = timers
         self.maxConnections = maxConnections
@@ -87,23 +117,34 @@ public final class SIPEdge: Sendable {
     /// The addresses actually bound (port 0 resolved).
     public let udpAddress: SocketAddress?
     public let tcpAddress: SocketAddress?
+    public let tlsAddress: SocketAddress?
 
     private init(configuration: SIPEdgeConfiguration, core: SIPTransactionCore, channels: [any Channel],
-                 udp: SocketAddress?, tcp: SocketAddress?) {
+                 udp: SocketAddress?, tcp: SocketAddress?, tls: SocketAddress?) {
         self.configuration = configuration
         self.core = core
         self.channels = channels
         self.udpAddress = udp
         self.tcpAddress = tcp
+        self.tlsAddress = tls
     }
 
     public static func start(_ configuration: SIPEdgeConfiguration, handlers: SIPEdgeHandlers,
                              group: any EventLoopGroup) async throws -> SIPEdge {
         let loop = group.next()
-        let core = SIPTransactionCore(loop: loop, configuration: configuration, handlers: handlers)
+        // TLS contexts are built before anything binds: a bad certificate fails the start.
+        var serverContext: NIOSSLContext?
+        if let tls = configuration.tls, configuration.tlsPort != nil {
+            serverContext = try NIOSSLContext(configuration: .makeServerConfiguration(
+                certificateChain: try NIOSSLCertificate.fromPEMFile(tls.certificateChainPath).map { .certificate($0) },
+                privateKey: .privateKey(try NIOSSLPrivateKey(file: tls.privateKeyPath, format: .pem))))
+        }
+        let core = SIPTransactionCore(loop: loop, configuration: configuration, handlers: handlers,
+                                      clientTLS: try Self.clientContext(configuration.tls))
         var channels: [any Channel] = []
         var udpAddress: SocketAddress?
         var tcpAddress: SocketAddress?
+        var tlsAddress: SocketAddress?
         do {
             if let port = configuration.udpPort {
                 let channel = try await DatagramBootstrap(group: loop)
@@ -129,7 +170,7 @@ public final class SIPEdge: Sendable {
                     .childChannelInitializer { channel in
                         channel.eventLoop.makeCompletedFuture {
                             try channel.pipeline.syncOperations.addHandler(
-                                SIPStreamHandler(core: core, limits: configuration.limits, maxConnections: configuration.maxConnections))
+                                SIPStreamHandler(core: core, transport: .tcp, limits: configuration.limits, maxConnections: configuration.maxConnections))
                         }
                     }
                     .bind(host: configuration.host, port: port).get()
@@ -137,11 +178,41 @@ public final class SIPEdge: Sendable {
                 tcpAddress = channel.localAddress
                 try await loop.submit { core.sentBy[.tcp] = Self.sentBy(configuration.host, channel.localAddress) }.get()
             }
+            if let port = configuration.tlsPort, let serverContext {
+                let channel = try await ServerBootstrap(group: loop)
+                    .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                    .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                    .childChannelOption(.allowRemoteHalfClosure, value: false)
+                    .childChannelInitializer { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: serverContext))
+                            try channel.pipeline.syncOperations.addHandler(SIPStreamHandler(
+                                core: core, transport: .tls, limits: configuration.limits, maxConnections: configuration.maxConnections))
+                        }
+                    }
+                    .bind(host: configuration.host, port: port).get()
+                channels.append(channel)
+                tlsAddress = channel.localAddress
+                try await loop.submit { core.sentBy[.tls] = Self.sentBy(configuration.host, channel.localAddress) }.get()
+            }
         } catch {
             for channel in channels { try? await channel.close() }
             throw error
         }
-        return SIPEdge(configuration: configuration, core: core, channels: channels, udp: udpAddress, tcp: tcpAddress)
+        return SIPEdge(configuration: configuration, core: core, channels: channels, udp: udpAddress, tcp: tcpAddress, tls: tlsAddress)
+    }
+
+    /// The context for TLS connections the edge opens (RFC 5922 §7: the server's certificate
+    /// must name the domain, given as the target's server name); our certificate as client.
+    private static func clientContext(_ tls: SIPTLSConfiguration?) throws -> NIOSSLContext {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        if let tls {
+            configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(tls.certificateChainPath).map { .certificate($0) }
+            configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: tls.privateKeyPath, format: .pem))
+            if let ca = tls.trustedCAPath { configuration.trustRoots = .file(ca) }
+            if !tls.verifyPeers { configuration.certificateVerification = .none }
+        }
+        return try NIOSSLContext(configuration: configuration)
     }
 
     private static func sentBy(_ host: String, _ address: SocketAddress?) -> String {
@@ -198,10 +269,15 @@ public final class SIPEdge: Sendable {
     /// Our Contact for dialogs whose requests arrived over `transport` (§8.1.1.8, §12.1.1):
     /// the listener's address, with `transport=tcp` for streams.
     public func contact(for transport: SIPSource.Transport) -> SIPURI {
-        let address = (transport == .udp ? udpAddress : tcpAddress) ?? udpAddress ?? tcpAddress
+        let bound = switch transport {
+        case .udp: udpAddress
+        case .tcp: tcpAddress
+        case .tls: tlsAddress
+        }
+        let address = bound ?? udpAddress ?? tcpAddress
         let host = configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host
         var uri = SIPURI(scheme: .sip, user: nil, host: host, port: address?.port.map { UInt16($0) })
-        if transport == .tcp { uri.parameters.set("transport", .some("tcp")) }
+        if bound != nil, transport != .udp { uri.parameters.set("transport", .some(transport.rawValue.lowercased())) }
         return uri
     }
 

@@ -1,4 +1,5 @@
 import NIOCore
+import NIOSSL
 import SIPCore
 
 /// Drives the SIPCore server transaction machines (§17.2) on one event loop: matches requests to
@@ -32,17 +33,29 @@ final class SIPTransactionCore: @unchecked Sendable {
     var clients: [SIPTransactionKey: ClientLive] = [:]
     /// Stream connections by remote address, inbound and outbound alike: responses and requests
     /// to an address reuse its connection (§18.2.2, RFC 5626 flows).
-    var connections: [SocketAddress: any Channel] = [:]
+    var connections: [ConnectionKey: any Channel] = [:]
     /// Outbound connections being set up, with what to write once they are up.
-    var connecting: [SocketAddress: [(ByteBuffer, @Sendable (Bool) -> Void)]] = [:]
+    var connecting: [ConnectionKey: [(ByteBuffer, @Sendable (Bool) -> Void)]] = [:]
+
+    /// A TLS connection opened to reach a name is reused only for that name (RFC 5923 §5: a
+    /// connection serves the identities it was authenticated for); flows the far end opened,
+    /// and plain TCP, have none.
+    struct ConnectionKey: Hashable {
+        var address: SocketAddress
+        var serverName: String?
+    }
     /// Bound after start: the UDP socket requests go out on, and the sent-by for our Vias.
     var udpChannel: (any Channel)?
     var sentBy: [SIPSource.Transport: String] = [:]
 
-    init(loop: any EventLoop, configuration: SIPEdgeConfiguration, handlers: SIPEdgeHandlers) {
+    /// For TLS connections the edge opens itself.
+    let clientTLS: NIOSSLContext
+
+    init(loop: any EventLoop, configuration: SIPEdgeConfiguration, handlers: SIPEdgeHandlers, clientTLS: NIOSSLContext) {
         self.loop = loop
         self.configuration = configuration
         self.handlers = handlers
+        self.clientTLS = clientTLS
     }
 
     var now: SIPInstant {
@@ -82,7 +95,7 @@ final class SIPTransactionCore: @unchecked Sendable {
             drive(key, nonInvite: { $0.receivedRetransmission() }, invite: { $0.receivedRetransmission() })
             return
         }
-        let reliable = source.transport != .udp
+        let reliable = source.transport.isReliable
         if request.method == .invite {
             transactions[key] = Live(machine: .invite(ServerInviteTransaction(
                 request: request, reliable: reliable, timers: configuration.timers)), source: source)
@@ -221,7 +234,7 @@ final class SIPTransactionCore: @unchecked Sendable {
         var buffer = source.channel.allocator.buffer(capacity: 512 + response.body.count)
         response.write(into: &buffer)
         switch source.transport {
-        case .tcp:
+        case .tcp, .tls:
             source.channel.writeAndFlush(buffer).whenFailure { [weak self] _ in self?.transportFailed(key) }
         case .udp:
             guard let destination = Self.responseDestination(response, source: source) else { return }

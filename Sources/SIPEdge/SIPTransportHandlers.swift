@@ -27,21 +27,23 @@ final class SIPDatagramHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 }
 
-/// TCP: Content-Length framing with RFC 5626 keepalives. A framing error loses the message
+/// TCP and TLS (behind NIOSSL's handler): Content-Length framing with RFC 5626 keepalives. A framing error loses the message
 /// boundary, so the connection is closed (§18.3).
 final class SIPStreamHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     private let core: SIPTransactionCore
+    private let transport: SIPSource.Transport
     private var framer: SIPStreamFramer
     private let maxConnections: Int
     private var buffer: ByteBuffer?
     private var counted = false
     private var remoteAddress: SocketAddress?
 
-    init(core: SIPTransactionCore, limits: SIPParser.Limits, maxConnections: Int) {
+    init(core: SIPTransactionCore, transport: SIPSource.Transport, limits: SIPParser.Limits, maxConnections: Int) {
         self.core = core
+        self.transport = transport
         self.framer = SIPStreamFramer(limits: limits)
         self.maxConnections = maxConnections
     }
@@ -55,7 +57,7 @@ final class SIPStreamHandler: ChannelInboundHandler, @unchecked Sendable {
         counted = true
         if let remote = context.remoteAddress {
             remoteAddress = remote
-            core.connections[remote] = context.channel
+            core.connections[.init(address: remote, serverName: nil)] = context.channel
         }
         context.fireChannelActive()
     }
@@ -75,7 +77,7 @@ final class SIPStreamHandler: ChannelInboundHandler, @unchecked Sendable {
             buffer!.writeBuffer(&incoming)
         }
         guard let address = context.remoteAddress else { return }
-        let source = SIPSource(transport: .tcp, address: address, channel: context.channel)
+        let source = SIPSource(transport: transport, address: address, channel: context.channel)
         while var pending = buffer {
             let frame: SIPStreamFramer.Frame?
             do {

@@ -81,9 +81,8 @@ struct IMSessionWireTests {
         async let opened = domain.openSession(
             from: SIPNameAddress(uri: SIPURI("sip:juliet@xmpp.test")!), to: "bob@sip.test",
             first: MSTextFormat(contentType: text, body: Array("hi bob".utf8))) { event in events.list.withLock { $0.append(event) } }
-        let atLaptop = try #require(await laptop.request())
-        let atPhone = try #require(await phone.request())
-        #expect(atLaptop.method == .invite && atPhone.method == .invite)
+        let atLaptop = try #require(await laptop.request(.invite))
+        let atPhone = try #require(await phone.request(.invite))
         let format = try #require(atLaptop.headers[MSTextFormat.header].flatMap(MSTextFormat.init(headerValue:)))
         #expect(format.body == Array("hi bob".utf8))
         #expect(IMSessionDescription(bytes: atLaptop.body) != nil)
@@ -99,23 +98,21 @@ struct IMSessionWireTests {
         #expect(session.remoteURI.user == "bob")
 
         // The laptop gets the ACK, then the first message as MESSAGE in the dialog.
-        let ack = try #require(await laptop.request())
-        #expect(ack.method == .ack && ack.cseq?.sequence == 1 && ack.to?.tag == "laptop")
-        let resent = try #require(await laptop.request())
-        #expect(resent.method == .message && resent.body == Array("hi bob".utf8) && resent.to?.tag == "laptop")
+        let ack = try #require(await laptop.request(.ack))
+        #expect(ack.cseq?.sequence == 1 && ack.to?.tag == "laptop")
+        let resent = try #require(await laptop.request(.message))
+        #expect(resent.body == Array("hi bob".utf8) && resent.to?.tag == "laptop")
         try laptop.answer(resent, 200)
         // The phone's branch is cancelled: CANCEL, then its INVITE ends with 487 and our ACK.
-        let cancel = try #require(await phone.request())
-        #expect(cancel.method == .cancel)
+        let cancel = try #require(await phone.request(.cancel))
         try phone.answer(cancel, 200)
         try phone.answer(atPhone, 487)
-        let phoneAck = try #require(await phone.request())
-        #expect(phoneAck.method == .ack)
+        #expect(await phone.request(.ack) != nil)
 
         // In-dialog messages both ways, then the laptop hangs up.
         async let delivered = session.send(text: "second")
-        let second = try #require(await laptop.request())
-        #expect(second.body == Array("second".utf8) && second.cseq?.sequence == 3)
+        let second = try #require(await laptop.request(.message) { $0.body == Array("second".utf8) })
+        #expect(second.cseq?.sequence == 3)
         try laptop.answer(second, 200)
         #expect(await delivered)
         var bye = SIPRequest(method: .bye, uri: try #require(resent.from.map { _ in domain.edge.contact(for: .udp) }))
@@ -146,7 +143,7 @@ struct IMSessionWireTests {
         #expect(try await laptop.register(password: "pw-bob")?.statusCode == 200)
         let events = SessionEvents()
         async let opened = domain.openSession(from: juliet, to: "bob@sip.test", first: nil) { event in events.list.withLock { $0.append(event) } }
-        let invite = try #require(await laptop.request())
+        let invite = try #require(await laptop.request(.invite))
         var ok = invite.makeResponse(200, toTag: "laptop")
         ok.headers.add(.contact, laptop.contact)
         ok.headers.add(.supported, "ms-text-format")
@@ -154,10 +151,9 @@ struct IMSessionWireTests {
         ok.body = Array(Self.sdpAnswer(laptop.socket.port).utf8)
         try Self.send(ok, from: laptop)
         _ = try await opened.get()
-        #expect(await laptop.request()?.method == .ack)
+        #expect(await laptop.request(.ack) != nil)
         let started = Date()
-        let bye = try #require(await laptop.request(timeout: 3))
-        #expect(bye.method == .bye)
+        let bye = try #require(await laptop.request(.bye, timeout: 3))
         #expect(Date().timeIntervalSince(started) >= 0.8)
         try laptop.answer(bye, 200)
         #expect(await events.wait(for: 1) == [.closed(.inactivity)])

@@ -187,6 +187,33 @@ struct PJSUAInteropTests {
     }
 }
 
+@Suite("SIP over TLS with pjsua2", .serialized, .interopPeers)
+struct PJSUATLSTests {
+    @Test("alice registers over TLS (RFC 3261 §26, 5061) and bob over UDP; messages cross both ways, bob's reaching alice down her own TLS connection")
+    func tls() async throws {
+        let pki = try TestPKI()
+        let (certificate, key) = try pki.leaf("sip", dnsNames: ["sip.test"])
+        let store = try DomainFixture.store(users: ["alice": "pw-alice", "bob": "pw-bob"])
+        let domain = try await DomainFixture.start(store, tls: SIPTLSConfiguration(certificateChainPath: certificate, privateKeyPath: key,
+                                                                                   trustedCAPath: pki.path("ca.crt")))
+        let alice = try PJSUAAgent(name: "alice-tls", user: "alice", password: "pw-alice", registrar: domain.edge.tlsAddress!.port!,
+                                   extra: ["--transport", "tls"])
+        let bob = try PJSUAAgent(name: "bob", user: "bob", password: "pw-bob", registrar: domain.edge.udpAddress!.port!)
+        for agent in [alice, bob] {
+            #expect(await agent.waitFor("registration") { $0.ev == "reg" && $0.active == true } != nil, "\(agent.name)")
+        }
+        #expect(await domain.bindings(of: "alice@sip.test").map(\.flow.transport) == [.tls])
+        alice.command("send sip:bob@sip.test over tls")
+        #expect(await alice.waitFor("im-status") { $0.ev == "im-status" }?.code == 200)
+        #expect(await bob.waitFor("the MESSAGE") { $0.ev == "im" && $0.body == "over tls" } != nil)
+        bob.command("send sip:alice@sip.test back to tls")
+        #expect(await bob.waitFor("im-status") { $0.ev == "im-status" }?.code == 200)
+        #expect(await alice.waitFor("the reply") { $0.ev == "im" && $0.body == "back to tls" } != nil)
+        for agent in [alice, bob] { await agent.stop() }
+        await domain.stop()
+    }
+}
+
 @Suite("Presence across pjsua2 endpoints: PUBLISH from each device, one composed view", .serialized, .interopPeers)
 struct PJSUAPresenceTests {
     @Test("alice watches bob; bob's laptop publishes away and his phone online: alice sees bob available; when the phone goes offline she sees away")

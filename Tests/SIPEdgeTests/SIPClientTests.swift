@@ -98,4 +98,35 @@ struct SIPClientTests {
         #expect(result == .transportError)
         await edge.stop()
     }
+
+    @Test("a request to a TLS target opens a verified TLS connection (RFC 5922 §7): accepted with the right CA and name, refused otherwise")
+    func tlsClient() async throws {
+        let pki = try TestPKI()
+        let (certificate, key) = try pki.leaf("server", dnsNames: ["sip.test"])
+        let server = try await SIPEdge.start(
+            SIPEdgeConfiguration(host: "127.0.0.1", udpPort: nil, tcpPort: nil, tlsPort: 0,
+                                 tls: SIPTLSConfiguration(certificateChainPath: certificate, privateKeyPath: key)),
+            handlers: SIPEdgeHandlers(request: { $0.respond($0.request.makeResponse(200, toTag: "tls")) }),
+            group: SIPEdgeTests.group)
+        let address = try #require(server.tlsAddress)
+        let (clientCertificate, clientKey) = try pki.leaf("client", dnsNames: ["gw.test"])
+        func client(trusting ca: String?) async throws -> SIPEdge {
+            try await SIPEdge.start(
+                SIPEdgeConfiguration(host: "127.0.0.1", udpPort: 0, tcpPort: nil, tlsPort: nil,
+                                     tls: SIPTLSConfiguration(certificateChainPath: clientCertificate, privateKeyPath: clientKey, trustedCAPath: ca)),
+                handlers: SIPEdgeHandlers(request: { _ in }), group: SIPEdgeTests.group)
+        }
+        let trusting = try await client(trusting: pki.path("ca.crt"))
+        let ok = await trusting.send(Self.message(to: address.port!), to: SIPTarget(transport: .tls, address: address, serverName: "sip.test"))
+        guard case .final(let response) = ok else { Issue.record("no answer over TLS: \(ok)"); return }
+        #expect(response.statusCode == 200)
+        #expect(response.topVia?.transport == "TLS")
+        // The wrong name, and an unknown CA, fail the handshake: a transport error, not a send.
+        let wrongName = await trusting.send(Self.message(to: address.port!), to: SIPTarget(transport: .tls, address: address, serverName: "other.test"))
+        #expect(wrongName == .transportError)
+        let stranger = try await client(trusting: nil)
+        let untrusted = await stranger.send(Self.message(to: address.port!), to: SIPTarget(transport: .tls, address: address, serverName: "sip.test"))
+        #expect(untrusted == .transportError)
+        for edge in [server, trusting, stranger] { await edge.stop() }
+    }
 }

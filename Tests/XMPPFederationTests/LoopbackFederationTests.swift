@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOPosix
+import StoxTesting
 import Testing
 import XMLCore
 import XMPPCore

@@ -65,7 +65,7 @@ def main():
     parser.add_argument("--password", required=True)
     parser.add_argument("--domain", default="sip.test")
     parser.add_argument("--registrar", required=True, help="host:port of the gateway's SIP listener")
-    parser.add_argument("--transport", choices=["udp", "tcp"], default="udp")
+    parser.add_argument("--transport", choices=["udp", "tcp", "tls"], default="udp")
     parser.add_argument("--user-agent", default="stox-test-pjsua2")
     parser.add_argument("--contact-params", default="", help='e.g. ;+sip.mobility="mobile"')
     parser.add_argument("--expires", type=int, default=300)
@@ -85,12 +85,13 @@ def main():
     transport_config.port = 0              # any free port; the registrar learns it
     transport_config.boundAddress = "127.0.0.1"
     transport_config.publicAddress = "127.0.0.1"
-    kind = pj.PJSIP_TRANSPORT_UDP if args.transport == "udp" else pj.PJSIP_TRANSPORT_TCP
+    kind = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP, "tls": pj.PJSIP_TRANSPORT_TLS}[args.transport]
+    # TLS: the test CA is throwaway, so the UA does not verify the gateway (pjsip's default).
     endpoint.transportCreate(kind, transport_config)
     endpoint.libStart()
     endpoint.audDevManager().setNullDev()
 
-    suffix = "" if args.transport == "udp" else ";transport=tcp"
+    suffix = "" if args.transport == "udp" else f";transport={args.transport}"
     account_config = pj.AccountConfig()
     account_config.idUri = f"sip:{args.user}@{args.domain}"
     account_config.regConfig.registrarUri = f"sip:{args.domain}"

@@ -2,10 +2,10 @@ import Foundation
 
 /// A throwaway certificate authority and leaf certificates made with the openssl command, in a
 /// fresh temporary directory per test run.
-final class TestPKI {
-    let directory: URL
+public final class TestPKI: @unchecked Sendable {
+    public let directory: URL
 
-    init() throws {
+    public init() throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("stox-pki-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         try openssl(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=Stox Test CA",
@@ -17,10 +17,10 @@ final class TestPKI {
         try? FileManager.default.removeItem(at: directory)
     }
 
-    func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
+    public func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
 
     /// A certificate for `names` signed by the test CA (or self-signed), returning (cert, key).
-    func leaf(_ name: String, dnsNames: [String], selfSigned: Bool = false) throws -> (String, String) {
+    public func leaf(_ name: String, dnsNames: [String], selfSigned: Bool = false) throws -> (String, String) {
         let key = path("\(name).key"), csr = path("\(name).csr"), cert = path("\(name).crt"), ext = path("\(name).ext")
         let san = dnsNames.map { "DNS:\($0)" }.joined(separator: ",")
         try "subjectAltName=\(san)\nextendedKeyUsage=serverAuth,clientAuth\n".write(toFile: ext, atomically: true, encoding: .utf8)
