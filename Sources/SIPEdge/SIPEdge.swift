@@ -163,43 +163,40 @@ public final class SIPEdge: Sendable {
                 }.get()
             }
             if let port = configuration.tcpPort {
-                let channel = try await ServerBootstrap(group: loop)
-                    .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                    .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-                    .childChannelOption(.allowRemoteHalfClosure, value: false)
-                    .childChannelInitializer { channel in
-                        channel.eventLoop.makeCompletedFuture {
-                            try channel.pipeline.syncOperations.addHandler(
-                                SIPStreamHandler(core: core, transport: .tcp, limits: configuration.limits, maxConnections: configuration.maxConnections))
-                        }
-                    }
-                    .bind(host: configuration.host, port: port).get()
+                let channel = try await Self.streamListener(port: port, transport: .tcp, tls: nil, core: core, loop: loop)
                 channels.append(channel)
                 tcpAddress = channel.localAddress
-                try await loop.submit { core.sentBy[.tcp] = Self.sentBy(configuration.host, channel.localAddress) }.get()
             }
             if let port = configuration.tlsPort, let serverContext {
-                let channel = try await ServerBootstrap(group: loop)
-                    .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                    .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-                    .childChannelOption(.allowRemoteHalfClosure, value: false)
-                    .childChannelInitializer { channel in
-                        channel.eventLoop.makeCompletedFuture {
-                            try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: serverContext))
-                            try channel.pipeline.syncOperations.addHandler(SIPStreamHandler(
-                                core: core, transport: .tls, limits: configuration.limits, maxConnections: configuration.maxConnections))
-                        }
-                    }
-                    .bind(host: configuration.host, port: port).get()
+                let channel = try await Self.streamListener(port: port, transport: .tls, tls: serverContext, core: core, loop: loop)
                 channels.append(channel)
                 tlsAddress = channel.localAddress
-                try await loop.submit { core.sentBy[.tls] = Self.sentBy(configuration.host, channel.localAddress) }.get()
             }
         } catch {
             for channel in channels { try? await channel.close() }
             throw error
         }
         return SIPEdge(configuration: configuration, core: core, channels: channels, udp: udpAddress, tcp: tcpAddress, tls: tlsAddress)
+    }
+
+    /// A TCP or TLS listener: each connection gets (TLS, then) Content-Length framing.
+    private static func streamListener(port: Int, transport: SIPSource.Transport, tls: NIOSSLContext?,
+                                       core: SIPTransactionCore, loop: any EventLoop) async throws -> any Channel {
+        let configuration = core.configuration
+        let channel = try await ServerBootstrap(group: loop)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.allowRemoteHalfClosure, value: false)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
+                    try channel.pipeline.syncOperations.addHandler(SIPStreamHandler(
+                        core: core, transport: transport, limits: configuration.limits, maxConnections: configuration.maxConnections))
+                }
+            }
+            .bind(host: configuration.host, port: port).get()
+        try await loop.submit { core.sentBy[transport] = Self.sentBy(configuration.host, channel.localAddress) }.get()
+        return channel
     }
 
     /// The context for TLS connections the edge opens (RFC 5922 §7: the server's certificate
