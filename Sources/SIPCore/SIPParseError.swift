@@ -37,6 +37,9 @@ public struct SIPParseError: Error, Hashable, Sendable, CustomStringConvertible 
     /// Byte offset into the message where the problem was detected.
     public var byteOffset: Int
     public var detail: String
+    /// Set by the stream framer when the message's boundary was found (a valid Content-Length)
+    /// but its content did not parse: the connection can skip these bytes, answer 400, and go on.
+    public var frameLength: Int?
 
     public init(_ kind: Kind, header: String? = nil, at byteOffset: Int = 0, _ detail: String = "") {
         self.kind = kind

@@ -65,8 +65,14 @@ public struct SIPStreamFramer: Sendable {
         }
         let total = headerEnd + length
         guard bytes.count >= total else { return nil }
-        let message = try parser.parse(streamMessage: UnsafeBufferPointer(rebasing: bytes[..<total]))
-        return (.message(message), total)
+        do {
+            let message = try parser.parse(streamMessage: UnsafeBufferPointer(rebasing: bytes[..<total]))
+            return (.message(message), total)
+        } catch {
+            var error = error
+            error.frameLength = total
+            throw error
+        }
     }
 
     /// The offset just past CRLFCRLF (or LFLF), searching at most `limit` bytes.

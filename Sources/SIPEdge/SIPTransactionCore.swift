@@ -64,6 +64,22 @@ final class SIPTransactionCore: @unchecked Sendable {
 
     func event(_ event: SIPEdgeEvent) { handlers.event(event) }
 
+    /// A request that did not parse: reported, and answered 400 when a response can be built
+    /// from what survived (§8.2.6); no transaction is kept for it.
+    func malformed(_ bytes: [UInt8], error: SIPParseError, from source: SIPSource) {
+        handlers.event(.malformed(source.address, error.kind))
+        guard let response = SIPBadRequest.response(to: bytes, error: error) else { return }
+        var buffer = source.channel.allocator.buffer(capacity: 512)
+        response.write(into: &buffer)
+        switch source.transport {
+        case .tcp, .tls:
+            source.channel.writeAndFlush(buffer, promise: nil)
+        case .udp:
+            guard let destination = Self.responseDestination(response, source: source) else { return }
+            source.channel.writeAndFlush(AddressedEnvelope(remoteAddress: destination, data: buffer), promise: nil)
+        }
+    }
+
     // MARK: Receiving
 
     func received(_ message: SIPMessage, from source: SIPSource) {

@@ -21,8 +21,8 @@ final class SIPDatagramHandler: ChannelInboundHandler, @unchecked Sendable {
         do {
             core.received(try parser.parse(datagram: envelope.data), from: source)
         } catch {
-            // §18.3 and Docs/Architecture.md §3: nothing to answer on a datagram we cannot read.
-            core.event(.malformed(source.address, error.kind))
+            // §18.3: 400 if the essentials survived, else dropped (both reported).
+            core.malformed(Array(envelope.data.readableBytesView), error: error, from: source)
         }
     }
 }
@@ -83,10 +83,17 @@ final class SIPStreamHandler: ChannelInboundHandler, @unchecked Sendable {
             do {
                 frame = try framer.next(from: &pending)
             } catch {
-                core.event(.malformed(source.address, error.kind))
-                buffer = nil
-                context.close(promise: nil)
-                return
+                guard let length = error.frameLength, let bytes = pending.readBytes(length: length) else {
+                    // The boundary is lost (bad or missing Content-Length): close (§18.3).
+                    core.event(.malformed(source.address, error.kind))
+                    buffer = nil
+                    context.close(promise: nil)
+                    return
+                }
+                // A well-framed message that did not parse: 400 if possible, then the next one.
+                core.malformed(bytes, error: error, from: source)
+                buffer = pending.readableBytes > 0 ? pending : nil
+                continue
             }
             buffer = pending.readableBytes > 0 ? pending : nil
             guard let frame else { break }

@@ -96,6 +96,35 @@ struct SIPEdgeTests {
         await edge.stop()
     }
 
+    @Test("a request whose essentials survive gets 400 naming the fault, over UDP and over TCP, where the connection then goes on (§8.2.6, §18.3)")
+    func badRequest() async throws {
+        let (edge, recorder) = try await Self.start(answer: Self.okLater)
+        let udp = try UDPClient()
+        let broken = Self.message(branch: "z9hG4bKbad1", via: "SIP/2.0/UDP 127.0.0.1:\(udp.port)")
+            .replacingOccurrences(of: "Content-Type: text/plain", with: "Content-Type: ///")
+        try udp.send(broken, to: edge.udpAddress!.port!)
+        let answer = try #require(await udp.receive(timeout: 5))
+        #expect(answer.hasPrefix("SIP/2.0 400 Bad Request (invalidHeaderValue in Content-Type)"))
+        #expect(answer.contains("Call-ID: z9hG4bKbad1@corp.example") && answer.contains("CSeq: 1 MESSAGE"))
+        #expect(answer.contains(";tag="), "the 400 adds a To tag")
+        // An ACK or a request without a Via gets nothing.
+        try udp.send(broken.replacingOccurrences(of: "MESSAGE sip:", with: "ACK sip:").replacingOccurrences(of: "1 MESSAGE", with: "1 ACK"),
+                     to: edge.udpAddress!.port!)
+        #expect(await udp.receive(timeout: 0.5) == nil)
+
+        let tcp = try TCPClient(port: edge.tcpAddress!.port!)
+        let via = "SIP/2.0/TCP 127.0.0.1:5060"
+        try tcp.send(Self.message(branch: "z9hG4bKbad2", via: via).replacingOccurrences(of: "Content-Type: text/plain", with: "Content-Type: ///")
+                     + Self.message(branch: "z9hG4bKgood", via: via))
+        let answers = await tcp.receiveMessages(2, timeout: 5)
+        #expect(answers.count == 2)
+        #expect(answers.first?.hasPrefix("SIP/2.0 400 Bad Request (invalidHeaderValue in Content-Type)") == true)
+        #expect(answers.last?.hasPrefix("SIP/2.0 200 OK") == true)
+        #expect(recorder.requests.withLock { $0.map(\.callID) } == ["z9hG4bKgood@corp.example"])
+        #expect(recorder.events.withLock { $0.filter { if case .malformed = $0 { true } else { false } }.count } == 3)
+        await edge.stop()
+    }
+
     @Test("an INVITE gets 100 Trying at once; its 486 is retransmitted over UDP until the ACK, which the transaction absorbs (§17.2.1)")
     func inviteRetransmissions() async throws {
         // T1 100 ms: Timer G fires at 100, 200, 400, 400 ... ms and Timer H at 6.4 s, far beyond
