@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs the real third-party peers the interop tests run against, if missing (Debian/Ubuntu):
 # prosody (XMPP server), python3-slixmpp (scripted XMPP client), openssl (test certificates),
-# sip-tester (SIPp, a scripted SIP user agent), python3-venv; and pjsua2 (pjsip's Python binding,
+# sip-tester (SIPp, a scripted SIP user agent), python3-venv, kamailio (a SIP proxy for peer mode);
+# and pjsua2 (pjsip's Python binding,
 # a real SIP user agent) from PyPI into the venv .build/interop-venv.
 # Their system services must not start (they would listen on 0.0.0.0): while apt runs, a
 # policy-rc.d that refuses service starts is in place unless one already exists.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-packages=(prosody python3-slixmpp openssl sip-tester python3-venv)
+packages=(prosody python3-slixmpp openssl sip-tester python3-venv kamailio)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -35,8 +36,11 @@ fi
 echo "installing: ${missing[*]}"
 $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# A system Prosody started anyway (a machine without the policy mechanism) must not hold ports.
-if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prosody 2>/dev/null; then
-  $sudo systemctl disable --now prosody || true
-fi
+# A system Prosody or Kamailio started anyway (a machine without the policy mechanism) must not
+# hold ports.
+for service in prosody kamailio; do
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$service" 2>/dev/null; then
+    $sudo systemctl disable --now "$service" || true
+  fi
+done
 install_venv

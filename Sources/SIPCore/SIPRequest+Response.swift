@@ -20,6 +20,23 @@ extension SIPRequest {
     }
 }
 
+extension SIPRequest {
+    /// An out-of-dialog MESSAGE (RFC 3428 §4): `from` gets a fresh tag unless it has one;
+    /// Request-URI and To are `to`; CSeq 1. Via and Max-Forwards are the transport's to add.
+    public static func message(from: SIPNameAddress, to: SIPURI, callID: String, body: [UInt8],
+                               contentType: SIPMediaType = .textPlain) -> SIPRequest {
+        var sender = from
+        if sender.tag == nil { sender.tag = String(UInt64.random(in: 1 ... .max), radix: 36) }
+        var headers = SIPHeaders()
+        headers.add(.from, sender.description)
+        headers.add(.to, SIPNameAddress(uri: to).description)
+        headers.add(.callID, callID)
+        headers.add(.cseq, SIPCSeq(1, .message).description)
+        headers.add(.contentType, contentType.description)
+        return SIPRequest(method: .message, uri: to, headers: headers, body: body)
+    }
+}
+
 extension SIPResponse {
     /// The Reason-Phrases of RFC 3261 §21 and the extensions Stox sends.
     public static func defaultReasonPhrase(_ code: Int) -> String {

@@ -154,7 +154,7 @@ extension EmbeddedDomain {
                                                              host: String(aor.split(separator: "@").last ?? "")),
                                 headers: headers, body: localDescription(for: .udp).serialized())
         let edge = self.edge
-        ForkedDelivery.start(invite, to: currentBindings(aor), edge: edge, budget: nil,
+        ForkedDelivery.start(invite, to: deliveryBindings(aor), edge: edge, budget: nil,
                              prepare: { request, binding in
                                  request.headers.add(.contact, "<\(edge.contact(for: binding.flow.transport))>")
                                  request.body = self.localDescription(for: binding.flow.transport).serialized()

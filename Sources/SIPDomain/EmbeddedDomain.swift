@@ -112,6 +112,14 @@ public final class EmbeddedDomain: @unchecked Sendable {
             response.headers.add(.accept, "text/plain, text/html, application/pidf+xml")
             response.headers.add(.allowEvents, "presence")
             server.respond(response)
+        case .message where configuration.peer(for: request.uri.host) != nil:
+            // To a user of a SIP network we peer with: through its proxy.
+            withLocalSender(server) { [self] _ in
+                let aor = "\(request.uri.decodedUser ?? "")@\(request.uri.host.lowercased())"
+                deliver(request, to: aor, budget: configuration.sipMessageBudget) { outcome in
+                    server.respond(Self.response(to: request, for: outcome))
+                }
+            }
         case _ where !configuration.serves(request.uri.host):
             // Not an open relay: only the served domains and, with the gateway, XMPP ones; and
             // only the domain's own users may send there.
@@ -255,6 +263,14 @@ public final class EmbeddedDomain: @unchecked Sendable {
     /// other SIP domains come in through peer mode, XMPP users through the gateway.
     func withLocalSender(_ server: SIPServerRequest, then: @escaping @Sendable (String) -> Void) {
         let request = server.request
+        if let from = request.from, from.uri.isSIP, let peer = configuration.peer(for: from.uri.host),
+           let sender = from.uri.decodedUser {
+            // Peer mode: the peer network vouches for its users; only its proxies may speak for it.
+            guard let ip = server.source.address.ipAddress, peer.trustedAddresses.contains(ip) else {
+                return server.respond(request.makeResponse(403, reasonPhrase: "Untrusted Source For \(peer.domain)", toTag: Self.makeTag()))
+            }
+            return then("\(sender)@\(peer.domain)")
+        }
         guard let from = request.from, from.uri.isSIP, configuration.serves(from.uri.host),
               let sender = from.uri.decodedUser else {
             return server.respond(request.makeResponse(403, reasonPhrase: "Sender Not Served Here", toTag: Self.makeTag()))
@@ -311,14 +327,27 @@ public final class EmbeddedDomain: @unchecked Sendable {
     }
 
     private func deliver(_ request: SIPRequest, to aor: String, budget: Duration?, completion: @escaping @Sendable (SIPDeliveryOutcome) -> Void) {
-        ForkedDelivery.start(request, to: currentBindings(aor), edge: edge, budget: budget) { [self] outcome in
+        let local = configuration.serves(String(aor.split(separator: "@").last ?? ""))
+        ForkedDelivery.start(request, to: deliveryBindings(aor), edge: edge, budget: budget) { [self] outcome in
             completion(outcome)
             switch outcome {
             case .accepted: break
+            case _ where !local: break  // a peer network keeps its own missed-message state
             case .failed(let best) where (best?.statusCode ?? 0) >= 600: break  // declined on purpose
             case .failed, .offline: recordMissed(request, for: aor)
             }
         }
+    }
+
+    /// Where a request for `aor` goes: every registered endpoint of a local user, or the proxy
+    /// of a peer network (which forks on its side) for one of its users.
+    func deliveryBindings(_ aor: String) -> [SIPBinding] {
+        let parts = aor.split(separator: "@", maxSplits: 1).map(String.init)
+        guard parts.count == 2, let peer = configuration.peer(for: parts[1]) else { return currentBindings(aor) }
+        let user = SIPURI.percentEncoded(parts[0], allowed: SIPURI.userAllowedCharacters)
+        return [SIPBinding(addressOfRecord: aor, contact: SIPNameAddress(uri: SIPURI(scheme: .sip, user: user, host: peer.domain)),
+                           callID: "", cseq: 0, expiresAt: .distantFuture, flow: peer.nextHop, userAgent: nil,
+                           endpointClass: EndpointClass(name: "peer", acceptanceTimeout: peer.acceptanceTimeout))]
     }
 
     // MARK: Missed-message notices
@@ -371,14 +400,12 @@ public final class EmbeddedDomain: @unchecked Sendable {
 
     private func noticeRequest(_ notice: StoredNotice) -> SIPRequest {
         let domain = notice.addressOfRecord.split(separator: "@").last.map(String.init) ?? ""
-        var headers = SIPHeaders()
-        headers.add(.from, "\"\(domain)\" <sip:\(domain)>;tag=\(Self.makeTag())")
-        headers.add(.to, "<sip:\(notice.addressOfRecord)>")
-        headers.add(.callID, "notice-\(notice.id)-\(Self.makeTag())")
-        headers.add(.cseq, "1 MESSAGE")
-        headers.add(.contentType, "text/plain;charset=UTF-8")
-        return SIPRequest(method: .message, uri: SIPURI(scheme: .sip, user: nil, host: domain), headers: headers,
-                          body: Array(notice.text.utf8))
+        var type = SIPMediaType.textPlain
+        type.parameters.set("charset", .some("UTF-8"))
+        return SIPRequest.message(
+            from: SIPNameAddress(displayName: domain, uri: SIPURI(scheme: .sip, user: nil, host: domain)),
+            to: SIPURI("sip:\(notice.addressOfRecord)") ?? SIPURI(scheme: .sip, user: nil, host: domain),
+            callID: "notice-\(notice.id)-\(Self.makeTag())", body: Array(notice.text.utf8), contentType: type)
     }
 
     // MARK: Helpers

@@ -1,4 +1,6 @@
+import NIOCore
 import SIPCore
+import SIPEdge
 
 /// How long a forked request waits for one kind of endpoint to accept it. Desktop clients answer
 /// at once or not at all; mobile clients may need a push wake-up first, so Lync gives them
@@ -53,6 +55,27 @@ public enum WatcherPolicy: String, Hashable, Sendable {
     case allowAll = "all"
 }
 
+/// A SIP domain served by another SIP network (peer mode: a Lync/SfB pool, Kamailio, Asterisk)
+/// that routes requests for XMPP domains to the gateway. Requests for its users go to its proxy;
+/// requests from its proxy's addresses are trusted to come from its users (no digest: the
+/// network authenticated them).
+public struct SIPPeerDomain: Hashable, Sendable {
+    public var domain: String
+    /// Where requests for the domain's users go: its proxy.
+    public var nextHop: SIPTarget
+    /// The IP addresses the domain's requests come from.
+    public var trustedAddresses: Set<String>
+    /// How long a request waits for the network to deliver it (it forks on its side).
+    public var acceptanceTimeout: Duration
+
+    public init(domain: String, nextHop: SIPTarget, trustedAddresses: Set<String>? = nil, acceptanceTimeout: Duration = .seconds(30)) {
+        self.domain = domain.lowercased()
+        self.nextHop = nextHop
+        self.trustedAddresses = trustedAddresses ?? Set([nextHop.address.ipAddress].compactMap { $0 })
+        self.acceptanceTimeout = acceptanceTimeout
+    }
+}
+
 /// Settings of the SIP domains the gateway serves itself.
 public struct EmbeddedDomainConfiguration: Sendable {
     /// The served domains; each is also its digest realm.
@@ -79,12 +102,15 @@ public struct EmbeddedDomainConfiguration: Sendable {
     /// An IM session with no message either way for this long is closed with BYE (Lync's
     /// StreamInactivityTimeout is 600 s).
     public var imSessionInactivity: Duration
+    /// Domains of SIP networks the gateway peers with (peer mode).
+    public var peerDomains: [SIPPeerDomain]
 
     public init(domains: [String], minimumExpires: UInt32 = 60, maximumExpires: UInt32 = 3600, defaultExpires: UInt32 = 3600,
                 maximumBindings: Int = 16, nonceLifetime: Duration = .seconds(300),
                 endpointClasses: [EndpointClass] = [.desktop, .mobile], endpointRules: [EndpointClassRule] = EndpointClassRule.defaults,
                 defaultClass: String = "desktop", sipMessageBudget: Duration = .seconds(30), watcherPolicy: WatcherPolicy = .allowSameDomain,
-                digestAlgorithms: [DigestAlgorithm] = DigestAlgorithm.allCases, imSessionInactivity: Duration = .seconds(600)) {
+                digestAlgorithms: [DigestAlgorithm] = DigestAlgorithm.allCases, imSessionInactivity: Duration = .seconds(600),
+                peerDomains: [SIPPeerDomain] = []) {
         self.domains = domains.map { $0.lowercased() }
         self.minimumExpires = minimumExpires
         self.maximumExpires = maximumExpires
@@ -98,9 +124,15 @@ public struct EmbeddedDomainConfiguration: Sendable {
         self.watcherPolicy = watcherPolicy
         self.digestAlgorithms = digestAlgorithms
         self.imSessionInactivity = imSessionInactivity
+        self.peerDomains = peerDomains
     }
 
     public func serves(_ host: String) -> Bool { domains.contains(host.lowercased()) }
+
+    public func peer(for host: String) -> SIPPeerDomain? {
+        let host = host.lowercased()
+        return peerDomains.first { $0.domain == host }
+    }
 
     /// The class of an endpoint: the first matching rule, else the default class.
     func endpointClass(contactParameters: SIPParameters, userAgent: String?) -> EndpointClass {

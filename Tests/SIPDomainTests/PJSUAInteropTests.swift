@@ -51,7 +51,7 @@ final class PJSUAAgent: Sendable {
         process = Process()
         process.executableURL = URL(fileURLWithPath: Self.python)
         process.arguments = ["-u", Self.script.path, "--user", user, "--password", password,
-                             "--registrar", "127.0.0.1:\(registrar)", "--user-agent", "stox-test \(name)"] + extra
+                             "--registrar", String(registrar), "--user-agent", "stox-test \(name)"] + extra
         let stdin = Pipe(), stdout = Pipe()
         process.standardInput = stdin
         process.standardOutput = stdout
@@ -105,16 +105,7 @@ final class PJSUAAgent: Sendable {
     func stop() async {
         resume()
         command("quit")
-        let process = self.process
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            DispatchQueue.global().async {
-                let deadline = Date().addingTimeInterval(3)
-                while process.isRunning, Date() < deadline { usleep(20_000) }
-                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-                process.waitUntilExit()
-                continuation.resume()
-            }
-        }
+        await ChildProcess.stop(pid, signal: 0, grace: 3)
     }
 }
 

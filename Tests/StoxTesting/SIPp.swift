@@ -39,11 +39,9 @@ public enum SIPp {
         let pid = process.processIdentifier
         let status: Int32 = await withCheckedContinuation { continuation in
             DispatchQueue.global().async {
-                let deadline = Date().addingTimeInterval(limit + 10)
-                while process.isRunning, Date() < deadline { usleep(50_000) }
-                if process.isRunning { kill(pid, SIGKILL) }
-                process.waitUntilExit()
-                continuation.resume(returning: process.terminationStatus)
+                if let status = ChildProcess.wait(pid, timeout: limit + 10) { return continuation.resume(returning: status) }
+                kill(pid, SIGKILL)
+                continuation.resume(returning: ChildProcess.wait(pid, timeout: 5) ?? SIGKILL)
             }
         }
         let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""

@@ -20,11 +20,11 @@ private func setTimeout(_ fd: Int32, _ seconds: Double) {
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &value, socklen_t(MemoryLayout<timeval>.size))
 }
 
-private func loopback(port: Int) -> sockaddr_in {
+private func loopback(port: Int, host: String = "127.0.0.1") -> sockaddr_in {
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_port = in_port_t(UInt16(port).bigEndian)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_addr.s_addr = inet_addr(host)
     return address
 }
 
@@ -79,11 +79,12 @@ public final class TCPClient: @unchecked Sendable {
     public let fd: Int32
     private var pending = ""
 
-    public init(port: Int) throws {
+    /// Connects to `host` (a 127.0.0.0/8 address) and `port`.
+    public init(host: String = "127.0.0.1", port: Int) throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         self.fd = fd
         guard fd >= 0 else { throw SocketError(call: "socket", code: errno) }
-        var address = loopback(port: port)
+        var address = loopback(port: port, host: host)
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }

@@ -64,7 +64,8 @@ def main():
     parser.add_argument("--user", required=True)
     parser.add_argument("--password", required=True)
     parser.add_argument("--domain", default="sip.test")
-    parser.add_argument("--registrar", required=True, help="host:port of the gateway's SIP listener")
+    parser.add_argument("--registrar", required=True, help="port (or host:port) of the registrar's SIP listener")
+    parser.add_argument("--registrar-host", default="127.0.0.1", help="its host when --registrar is a port")
     parser.add_argument("--transport", choices=["udp", "tcp", "tls"], default="udp")
     parser.add_argument("--user-agent", default="stox-test-pjsua2")
     parser.add_argument("--contact-params", default="", help='e.g. ;+sip.mobility="mobile"')
@@ -96,7 +97,8 @@ def main():
     account_config.idUri = f"sip:{args.user}@{args.domain}"
     account_config.regConfig.registrarUri = f"sip:{args.domain}"
     account_config.regConfig.timeoutSec = args.expires
-    account_config.sipConfig.proxies.append(f"sip:{args.registrar}{suffix};lr")
+    registrar = args.registrar if ":" in args.registrar else f"{args.registrar_host}:{args.registrar}"
+    account_config.sipConfig.proxies.append(f"sip:{registrar}{suffix};lr")
     account_config.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", args.user, 0, args.password))
     # PUBLISH to the registrar (RFC 3903) instead of answering watchers peer to peer.
     account_config.presConfig.publishEnabled = True

@@ -1,0 +1,90 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Stopping and reaping the peers the tests start, by PID. Foundation's `Process` was seen to
+/// leave a child a zombie (never reaped, `isRunning` stuck at true, `waitUntilExit` hanging)
+/// once a Kamailio had been started in the same test process, so the tests reap their children
+/// themselves with `waitpid`.
+public enum ChildProcess {
+    /// Waits up to `timeout` seconds for `pid` to exit; its exit status (a signal number for a
+    /// killed process, as `Process.terminationStatus` gives it), or nil if it is still running.
+    /// Blocks the calling thread: call it off the cooperative pool.
+    public static func wait(_ pid: Int32, timeout: Double) -> Int32? {
+        let deadline = Date().addingTimeInterval(timeout)
+        repeat {
+            var status: Int32 = 0
+            let result = waitpid(pid, &status, WNOHANG)
+            if result == pid {
+                let signal = status & 0x7f
+                return signal == 0 ? (status >> 8) & 0xff : signal
+            }
+            // Already reaped elsewhere (Foundation's monitor): gone, status unknown.
+            if result == -1, errno == ECHILD { return 0 }
+            usleep(20_000)
+        } while Date() < deadline
+        return nil
+    }
+
+    /// Sends `signal`, waits `grace` seconds, then SIGKILL, and reaps it.
+    public static func stop(_ pid: Int32, signal: Int32 = SIGTERM, grace: Double = 3) {
+        kill(pid, signal)
+        if wait(pid, timeout: grace) != nil { return }
+        kill(pid, SIGKILL)
+        _ = wait(pid, timeout: 5)
+    }
+
+    /// The processes `pid` started, and theirs, read from /proc (Linux): a server that forks its
+    /// workers (Kamailio) is stopped by each of their PIDs too.
+    public static func descendants(of pid: Int32) -> [Int32] {
+        var parents: [Int32: [Int32]] = [:]
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let child = Int32(entry),
+                  let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { continue }
+            // "pid (comm) state ppid ...": the command may hold spaces, so read after the ")".
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            guard fields.count > 1, let parent = Int32(fields[1]) else { continue }
+            parents[parent, default: []].append(child)
+        }
+        var found: [Int32] = []
+        var queue = [pid]
+        while let next = queue.popLast() {
+            for child in parents[next] ?? [] {
+                found.append(child)
+                queue.append(child)
+            }
+        }
+        return found
+    }
+
+    /// Stops a server and every process it forked: `signal` to the main PID, then after
+    /// `grace` seconds SIGKILL to each descendant and to the main PID, which is reaped.
+    public static func stopTree(_ pid: Int32, signal: Int32 = SIGTERM, grace: Double = 3) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async {
+                let children = descendants(of: pid)
+                kill(pid, signal)
+                if wait(pid, timeout: grace) == nil {
+                    for child in children { kill(child, SIGKILL) }
+                    kill(pid, SIGKILL)
+                    _ = wait(pid, timeout: 5)
+                }
+                // Workers that outlived their parent (it did not take them along).
+                for child in children where kill(child, 0) == 0 { kill(child, SIGKILL) }
+                continuation.resume()
+            }
+        }
+    }
+
+    /// `stop` off the cooperative pool.
+    public static func stop(_ pid: Int32, signal: Int32 = SIGTERM, grace: Double = 3) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async {
+                stop(pid, signal: signal, grace: grace)
+                continuation.resume()
+            }
+        }
+    }
+}
