@@ -16,7 +16,9 @@ extension EmbeddedDomain {
         loop.submit { [self] in acceptOnLoop(server, onEvent: onEvent) }
     }
 
-    private func acceptOnLoop(_ server: SIPServerRequest, onEvent: @escaping @Sendable (IMSessionEvent) -> Void) -> IMSession? {
+    /// `announceFirst: false` when the first message was already passed on (a relayed session).
+    private func acceptOnLoop(_ server: SIPServerRequest, announceFirst: Bool = true,
+                              onEvent: @escaping @Sendable (IMSessionEvent) -> Void) -> IMSession? {
         let request = server.request
         guard request.contentType.map({ $0.matches(.sdp) }) ?? false, IMSessionDescription(bytes: request.body) != nil else {
             server.respond(request.makeResponse(488, reasonPhrase: "No SIP IM Media Offered", toTag: Self.makeTag()))
@@ -41,8 +43,49 @@ extension EmbeddedDomain {
             retransmitOK(session, interval: edge.configuration.timers.t1, elapsed: .zero)
         }
         touch(session)
-        if let first { onEvent(.message(contentType: first.contentType, body: first.body)) }
+        if announceFirst, let first { onEvent(.message(contentType: first.contentType, body: first.body)) }
         return session
+    }
+
+    // MARK: Between two local users
+
+    /// An IM INVITE from a local user to a local user: the domain stands in the middle (a
+    /// back-to-back UA). The callee's endpoints get a forked INVITE carrying the first message;
+    /// the caller's INVITE is answered only once one of them accepts (delivered means accepted),
+    /// with the callee's failure otherwise and a missed-message notice. Then messages, typing
+    /// and hang-up cross between the two sessions.
+    func relaySession(_ server: SIPServerRequest) {
+        let request = server.request
+        guard request.contentType.map({ $0.matches(.sdp) }) ?? false, IMSessionDescription(bytes: request.body) != nil else {
+            return server.respond(request.makeResponse(488, reasonPhrase: "No SIP IM Media Offered", toTag: Self.makeTag()))
+        }
+        withLocalSender(server) { [self] sender in
+            withExistingUser(server) { [self] callee in
+                let first = request.headers[MSTextFormat.header].flatMap(MSTextFormat.init(headerValue:))
+                let caller = SIPNameAddress(displayName: request.from?.displayName, uri: SIPURI("sip:\(sender)") ?? request.uri)
+                let bridge = SessionBridge(domain: self)
+                openOnLoop(from: caller, to: callee, first: first, onEvent: { bridge.relay($0, from: .callee) }) { [self] result in
+                    switch result {
+                    case .success(let calleeSession):
+                        bridge.callee = calleeSession
+                        guard let callerSession = acceptOnLoop(server, announceFirst: false, onEvent: { bridge.relay($0, from: .caller) }) else {
+                            return endSession(calleeSession, .local, sendBye: true)
+                        }
+                        bridge.caller = callerSession
+                    case .failure(let failure):
+                        server.respond(Self.response(to: request, for: failure.outcome))
+                        if case .accepted = failure.outcome { return }
+                        if let first {
+                            // The notice quotes the first message, not the SDP.
+                            var missed = request
+                            missed.body = first.body
+                            missed.headers.set(.contentType, first.contentType.description)
+                            recordMissed(missed, for: callee)
+                        }
+                    }
+                }
+            }
+        }
     }
 
     private func localDescription(for transport: SIPSource.Transport) -> IMSessionDescription {
@@ -249,6 +292,32 @@ extension EmbeddedDomain {
 
     func closeAllSessions() {
         for session in sessions.values { endSession(session, .shutdown, sendBye: true) }
+    }
+}
+
+/// The two halves of a relayed session; loop-bound. Each side's events go to the other; the
+/// references are dropped when either side ends, which breaks the cycle through the closures.
+final class SessionBridge: @unchecked Sendable {
+    enum Side { case caller, callee }
+    weak var domain: EmbeddedDomain?
+    var caller: IMSession?
+    var callee: IMSession?
+
+    init(domain: EmbeddedDomain) { self.domain = domain }
+
+    func relay(_ event: IMSessionEvent, from side: Side) {
+        guard let domain, let other = side == .caller ? callee : caller else { return }
+        switch event {
+        case .message(let type, let body):
+            domain.sendInSession(other, body: body, contentType: type) { _ in }
+        case .composing(let active):
+            let document = IsComposingDocument(state: active ? .active : .idle, contentType: "text/plain")
+            domain.sendInSession(other, body: document.serialized(), contentType: .isComposing) { _ in }
+        case .closed:
+            caller = nil
+            callee = nil
+            domain.endSession(other, .local, sendBye: true)
+        }
     }
 }
 

@@ -128,9 +128,7 @@ public final class EmbeddedDomain: @unchecked Sendable {
             }
             withLocalSender(server) { sender in foreign(server, sender) }
         case .invite:
-            // IM sessions between two local users would need this domain to relay the dialog
-            // (a B2BUA); not built yet, so the caller falls back to pager MESSAGE.
-            server.respond(request.makeResponse(488, reasonPhrase: "Local Sessions Not Relayed", toTag: Self.makeTag()))
+            relaySession(server)
         case .message:
             message(server)
         case .subscribe:
@@ -352,7 +350,7 @@ public final class EmbeddedDomain: @unchecked Sendable {
 
     // MARK: Missed-message notices
 
-    private func recordMissed(_ request: SIPRequest, for aor: String) {
+    func recordMissed(_ request: SIPRequest, for aor: String) {
         let text = Self.missedNotice(for: request, at: Date())
         let store = self.store
         storeQueue.async { [self] in

@@ -40,7 +40,7 @@ struct IMSessionSIPpTests {
         let port = transport == "u1" ? domain.edge.udpAddress!.port! : domain.edge.tcpAddress!.port!
         let run = try await SIPp.run("lync_im_uac.xml", port: port, transport: transport, calls: 1, rate: 1, traceMessages: true,
                                      // The digest-uri must name the Request-URI (RFC 3261 §22.4).
-                                     arguments: ["-auth_uri", "juliet@xmpp.test"])
+                                     arguments: ["-auth_uri", "juliet@xmpp.test", "-key", "to_domain", "xmpp.test"])
         #expect(run.status == 0, "sipp failed:\n\(SIPp.summary(run.output))\n\(run.messages.suffix(4000))")
         let seen = await events.wait(for: 4)
         await domain.stop()
@@ -55,6 +55,68 @@ struct IMSessionSIPpTests {
         #expect(String(decoding: second, as: UTF8.self).trimmingCharacters(in: .newlines) == "second message")
         #expect(seen[2] == .composing(active: true))
         #expect(seen[3] == .closed(.remoteBye))
+    }
+}
+
+@Suite("A Lync-style IM session between two local users, relayed by the domain", .serialized, .interopPeers)
+struct IMSessionRelayTests {
+    @Test("SIPp (romeo) opens a session to bob: both of bob's devices get the INVITE with the first message; one accepts and only then does romeo get his 200; messages, typing and BYE cross over")
+    func relayed() async throws {
+        let store = try DomainFixture.store(users: ["romeo": "pw-romeo", "bob": "pw-bob"])
+        let configuration = EmbeddedDomainConfiguration(domains: ["sip.test"], digestAlgorithms: [.md5])
+        let domain = try await EmbeddedDomain.start(configuration, edge: SIPEdgeConfiguration(host: "127.0.0.1", udpPort: 0, tcpPort: 0),
+                                                    store: store, group: MultiThreadedEventLoopGroup.singleton)
+        let devices = try await DomainFixture.devices("bob", count: 2, on: domain)
+        let (laptop, phone) = (devices[0], devices[1])
+        async let romeo = SIPp.run("lync_im_uac.xml", port: domain.edge.udpAddress!.port!, transport: "u1", calls: 1, rate: 1,
+                                   traceMessages: true, service: "bob",
+                                   arguments: ["-auth_uri", "bob@sip.test", "-key", "to_domain", "sip.test"])
+        let atLaptop = try #require(await laptop.request(.invite, timeout: 10))
+        let atPhone = try #require(await phone.request(.invite))
+        let format = try #require(atLaptop.headers[MSTextFormat.header].flatMap(MSTextFormat.init(headerValue:)))
+        #expect(format.body == Array("Hello from Lync".utf8))
+        #expect(atLaptop.from?.uri.description == "sip:romeo@sip.test")
+        try laptop.answer(atLaptop, 180)
+        try phone.answer(atPhone, 180)  // ringing: a CANCEL may follow it (§9.1)
+        var ok = atLaptop.makeResponse(200, toTag: "laptop")
+        ok.headers.add(.contact, laptop.contact)
+        ok.headers.add(.supported, "ms-text-format")
+        ok.headers.add(.contentType, "application/sdp")
+        ok.body = IMSessionDescription(address: "127.0.0.1", port: UInt16(laptop.socket.port)).serialized()
+        // The laptop takes its time: romeo's 200 must not come before it.
+        try await Task.sleep(for: .milliseconds(300))
+        let accepted = Date()
+        try laptop.send(String(decoding: ok.serialized(), as: UTF8.self))
+        let cancel = try #require(await phone.request(.cancel))
+        try phone.answer(cancel, 200)
+        try phone.answer(atPhone, 487)
+        #expect(await laptop.request(.ack) != nil)
+        // What romeo writes and types reaches the laptop in the dialog; then his BYE.
+        let second = try #require(await laptop.request(.message))
+        #expect(String(decoding: second.body, as: UTF8.self).hasPrefix("second message"))
+        try laptop.answer(second, 200)
+        let typing = try #require(await laptop.request(.message) { $0.contentType?.essence == "application/im-iscomposing+xml" })
+        #expect((try? IsComposingDocument(bytes: typing.body))?.state == .active)
+        try laptop.answer(typing, 200)
+        let bye = try #require(await laptop.request(.bye))
+        try laptop.answer(bye, 200)
+        let run = try await romeo
+        #expect(run.status == 0, "sipp failed:\n\(SIPp.summary(run.output))\n\(run.output.suffix(2000))")
+        let answered = try #require(Self.received("SIP/2.0 200 OK", cseq: "2 INVITE", in: run.messages))
+        #expect(answered >= accepted.addingTimeInterval(-0.01), "romeo's 200 came before bob's device accepted")
+        await domain.stop()
+    }
+
+    /// When SIPp's trace says it received the response with this status line and CSeq.
+    static func received(_ status: String, cseq: String, in trace: String) -> Date? {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.dateFormat = "yyyy-MM-dd HH:mm:ss.SSSSSS"
+        for block in trace.components(separatedBy: "----------------------------------------------- ").dropFirst()
+        where block.contains("message received") && block.contains("\n" + status) && block.contains("CSeq: " + cseq) {
+            return formatter.date(from: String(block.prefix { $0 != "\n" }))
+        }
+        return nil
     }
 }
 

@@ -15,7 +15,8 @@ public enum SIPp {
 
     /// Runs SIPp to completion (or kills it after `limit` seconds), off the cooperative pool.
     public static func run(_ scenario: String, port: Int, transport: String, calls: Int, rate: Int,
-                           limit: Double = 60, traceMessages: Bool = false, arguments extra: [String] = []) async throws -> Run {
+                           limit: Double = 60, traceMessages: Bool = false, service: String = "juliet",
+                           arguments extra: [String] = []) async throws -> Run {
         // A directory of its own: SIPp names its trace files after the scenario and its PID.
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stox-sipp-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -23,7 +24,7 @@ public enum SIPp {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/sipp")
         process.arguments = [
-            "-sf", scenarios.appendingPathComponent(scenario).path, "-s", "juliet", "127.0.0.1:\(port)",
+            "-sf", scenarios.appendingPathComponent(scenario).path, "-s", service, "127.0.0.1:\(port)",
             "-i", "127.0.0.1", "-p", "0", "-t", transport, "-m", String(calls), "-r", String(rate),
             "-l", "100", "-nostdin", "-timeout", String(Int(limit)), "-timeout_error",
         ] + (traceMessages ? ["-trace_msg"] : []) + extra
