@@ -284,7 +284,14 @@ extension EmbeddedDomain {
         if presentity == watcher { return then(.allow) }  // one's own other devices
         let store = self.store
         storeQueue.async { [self] in
-            let stored = (try? store.decisions(presentity: presentity))?.first { $0.watcher == watcher }?.decision
+            // A failed read leaves the watcher pending (reported): never allowed by accident.
+            let stored: WatcherDecision?
+            do {
+                stored = try store.decisions(presentity: presentity).first { $0.watcher == watcher }?.decision
+            } catch {
+                diagnostics("store read failed (watcher decision): \(error)")
+                return loop.execute { then(nil) }
+            }
             loop.execute { [self] in
                 if let stored { return then(stored) }
                 switch configuration.watcherPolicy {
@@ -335,8 +342,12 @@ extension EmbeddedDomain {
         storeQueue.async { [self] in
             var found: [(String, String, WatcherDecision)] = []
             for presentity in Set(pending.map(\.0)) {
-                for stored in (try? store.decisions(presentity: presentity)) ?? [] {
-                    found.append((presentity, stored.watcher, stored.decision))
+                do {
+                    for stored in try store.decisions(presentity: presentity) {
+                        found.append((presentity, stored.watcher, stored.decision))
+                    }
+                } catch {
+                    diagnostics("store read failed (watcher decisions): \(error)")
                 }
             }
             let decided = found

@@ -33,6 +33,8 @@ public final class EmbeddedDomain: @unchecked Sendable {
     var sessions: [SIPDialog.ID: IMSession] = [:]
     /// Requests for domains this gateway does not serve (the XMPP side, in the gateway).
     private let foreign: ForeignHandler?
+    /// Where failures that no SIP response can carry are reported (the gateway logs them).
+    let diagnostics: @Sendable (String) -> Void
 
     static let allowedMethods: [SIPMethod] = [.register, .message, .subscribe, .publish, .options, .invite, .ack, .bye, .cancel]
 
@@ -41,12 +43,13 @@ public final class EmbeddedDomain: @unchecked Sendable {
     public typealias ForeignHandler = @Sendable (SIPServerRequest, _ sender: String) -> Void
 
     private init(configuration: EmbeddedDomainConfiguration, edge: SIPEdge, store: GatewayStore,
-                 bindings: [SIPBinding], foreign: ForeignHandler?) {
+                 bindings: [SIPBinding], foreign: ForeignHandler?, diagnostics: @escaping @Sendable (String) -> Void) {
         self.configuration = configuration
         self.edge = edge
         self.store = store
         self.loop = edge.eventLoop
         self.foreign = foreign
+        self.diagnostics = diagnostics
         for domain in configuration.domains {
             authenticators[domain] = DigestAuthenticator(realm: domain, nonceLifetime: configuration.nonceLifetime,
                                                          algorithms: configuration.digestAlgorithms)
@@ -58,7 +61,8 @@ public final class EmbeddedDomain: @unchecked Sendable {
     /// registered before a restart and have not expired are restored from the store.
     public static func start(_ configuration: EmbeddedDomainConfiguration, edge edgeConfiguration: SIPEdgeConfiguration,
                              store: GatewayStore, group: any EventLoopGroup,
-                             foreign: ForeignHandler? = nil) async throws -> EmbeddedDomain {
+                             foreign: ForeignHandler? = nil,
+                             diagnostics: @escaping @Sendable (String) -> Void = EmbeddedDomain.standardError) async throws -> EmbeddedDomain {
         let restored = try await Self.onQueue { try store.bindings() }.compactMap { Self.binding(from: $0, configuration: configuration) }
         let slot = DomainSlot()
         let edge = try await SIPEdge.start(edgeConfiguration, handlers: SIPEdgeHandlers(
@@ -70,7 +74,8 @@ public final class EmbeddedDomain: @unchecked Sendable {
                 domain.handle(request)
             },
             ack: { ack, _ in slot.domain?.receivedACK(ack) }), group: group)
-        let domain = EmbeddedDomain(configuration: configuration, edge: edge, store: store, bindings: restored, foreign: foreign)
+        let domain = EmbeddedDomain(configuration: configuration, edge: edge, store: store, bindings: restored, foreign: foreign,
+                                    diagnostics: diagnostics)
         try await edge.eventLoop.submit {
             slot.domain = domain
             domain.startDecisionPoll()
@@ -188,8 +193,7 @@ public final class EmbeddedDomain: @unchecked Sendable {
                           cseq: binding.cseq, expiresAt: binding.expiresAt, transport: binding.flow.transport.rawValue,
                           source: Self.hostPort(binding.flow.address), userAgent: binding.userAgent)
         }
-        let store = self.store
-        storeQueue.async { try? store.replaceBindings(of: aor, with: stored) }
+        storeWrite("bindings of \(aor)") { try $0.replaceBindings(of: aor, with: stored) }
     }
 
     /// The current bindings of an address-of-record (`user@domain`).
@@ -215,8 +219,9 @@ public final class EmbeddedDomain: @unchecked Sendable {
         guard let username = offered?.username else { return challenge(server, realm: realm, proxy: proxy, stale: false) }
         let store = self.store
         storeQueue.async { [self] in
-            let user = try? store.user(username: username, domain: realm)
+            let lookup = Result { try store.user(username: username, domain: realm) }
             loop.execute { [self] in
+                guard case .success(let user) = lookup else { return storeUnavailable(server, lookup) }
                 let verdict = authenticators[realm]?.verify(server.request, header: header, now: now) { name, algorithm in
                     guard let user, name == user.username else { return nil }
                     return algorithm == .md5 ? user.ha1MD5 : user.ha1SHA256
@@ -291,11 +296,29 @@ public final class EmbeddedDomain: @unchecked Sendable {
         let domain = request.uri.host.lowercased()
         let store = self.store
         storeQueue.async { [self] in
-            let exists = (try? store.user(username: user, domain: domain)) != nil
-            loop.execute {
-                guard exists else { return server.respond(request.makeResponse(404, toTag: Self.makeTag())) }
+            let lookup = Result { try store.user(username: user, domain: domain) }
+            loop.execute { [self] in
+                guard case .success(let found) = lookup else { return storeUnavailable(server, lookup) }
+                guard found != nil else { return server.respond(request.makeResponse(404, toTag: Self.makeTag())) }
                 then("\(user)@\(domain)")
             }
+        }
+    }
+
+    /// The store failed a read the answer depends on: 500 with Retry-After (RFC 3261 §21.5.1),
+    /// not a verdict about the user, and the failure is reported.
+    private func storeUnavailable<T>(_ server: SIPServerRequest, _ lookup: Result<T, any Error>) {
+        if case .failure(let error) = lookup { diagnostics("store read failed: \(error)") }
+        var response = server.request.makeResponse(500, reasonPhrase: "Store Unavailable", toTag: Self.makeTag())
+        response.headers.add(.retryAfter, "5")
+        server.respond(response)
+    }
+
+    /// Runs a store write on the store's queue; a failure is reported, never silent.
+    func storeWrite(_ what: String, _ body: @escaping @Sendable (GatewayStore) throws -> Void) {
+        let store = self.store, diagnostics = self.diagnostics
+        storeQueue.async {
+            do { try body(store) } catch { diagnostics("store write failed (\(what)): \(error)") }
         }
     }
 
@@ -354,7 +377,11 @@ public final class EmbeddedDomain: @unchecked Sendable {
         let text = Self.missedNotice(for: request, at: Date())
         let store = self.store
         storeQueue.async { [self] in
-            _ = try? store.addNotice(for: aor, text: text)
+            do {
+                try store.addNotice(for: aor, text: text)
+            } catch {
+                diagnostics("store write failed (missed-message notice for \(aor)): \(error)")
+            }
             loop.execute { [self] in deliverNotices(to: aor) }
         }
     }
@@ -381,7 +408,14 @@ public final class EmbeddedDomain: @unchecked Sendable {
     private func deliverNotices(to aor: String) {
         let store = self.store
         storeQueue.async { [self] in
-            let notices = (try? store.notices(for: aor)) ?? []
+            let notices: [StoredNotice]
+            do {
+                notices = try store.notices(for: aor)
+            } catch {
+                // They stay stored and go out at the user's next registration.
+                diagnostics("store read failed (notices for \(aor)): \(error)")
+                notices = []
+            }
             loop.execute { [self] in
                 let bindings = currentBindings(aor)
                 guard !bindings.isEmpty else { return }
@@ -389,7 +423,7 @@ public final class EmbeddedDomain: @unchecked Sendable {
                     noticesInFlight.insert(notice.id)
                     ForkedDelivery.start(noticeRequest(notice), to: bindings, edge: edge, budget: nil) { [self] outcome in
                         noticesInFlight.remove(notice.id)
-                        if case .accepted = outcome { storeQueue.async { try? store.removeNotice(id: notice.id) } }
+                        if case .accepted = outcome { storeWrite("notice \(notice.id) delivered") { try $0.removeNotice(id: notice.id) } }
                     }
                 }
             }
@@ -407,6 +441,10 @@ public final class EmbeddedDomain: @unchecked Sendable {
     }
 
     // MARK: Helpers
+
+    public static let standardError: @Sendable (String) -> Void = { line in
+        FileHandle.standardError.write(Data("stox sip-domain: \(line)\n".utf8))
+    }
 
     static func makeTag() -> String { String(UInt64.random(in: 1 ... .max), radix: 36) }
 

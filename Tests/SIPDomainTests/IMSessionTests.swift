@@ -156,7 +156,7 @@ struct IMSessionWireTests {
         ok.headers.add(.contentType, "application/sdp")
         ok.body = Array(Self.sdpAnswer(laptop.socket.port).utf8)
         try Self.send(ok, from: laptop)
-        let session = try #require(try await opened.get())
+        let session = try await opened.get()
         #expect(session.remoteURI.user == "bob")
 
         // The laptop gets the ACK, then the first message as MESSAGE in the dialog.
