@@ -84,8 +84,17 @@ let package = Package(
         .target(
             name: "SIPDomain",
             dependencies: [
-                "SIPCore", "SIPEdge", "GatewayStore",
+                "SIPCore", "SIPEdge", "GatewayStore", "StoxDNS",
                 .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // DNS SRV (RFC 2782) over UDP: XMPP (RFC 6120 §3.2) and SIP (RFC 3263) find peers with it.
+        .target(
+            name: "StoxDNS",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: strictSettings
         ),
@@ -93,7 +102,7 @@ let package = Package(
         .target(
             name: "XMPPFederation",
             dependencies: [
-                "XMPPCore", "XMLCore",
+                "XMPPCore", "XMLCore", "StoxDNS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),
@@ -127,6 +136,7 @@ let package = Package(
         // Test-only helpers: golden-file and manifest readers.
         .target(
             name: "StoxTesting",
+            dependencies: ["StoxDNS", .product(name: "NIOPosix", package: "swift-nio")],
             path: "Tests/StoxTesting",
             swiftSettings: strictSettings
         ),
@@ -162,12 +172,12 @@ let package = Package(
         ),
         .testTarget(
             name: "SIPDomainTests",
-            dependencies: ["SIPDomain", "SIPEdge", "GatewayStore", "StoxTesting", .product(name: "NIOPosix", package: "swift-nio")],
+            dependencies: ["SIPDomain", "SIPEdge", "GatewayStore", "StoxDNS", "StoxTesting", .product(name: "NIOPosix", package: "swift-nio")],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "XMPPFederationTests",
-            dependencies: ["XMPPFederation", "StoxTesting", .product(name: "NIOPosix", package: "swift-nio")],
+            dependencies: ["XMPPFederation", "StoxDNS", "StoxTesting", .product(name: "NIOPosix", package: "swift-nio")],
             swiftSettings: strictSettings
         ),
         .testTarget(

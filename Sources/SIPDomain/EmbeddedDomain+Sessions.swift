@@ -197,27 +197,29 @@ extension EmbeddedDomain {
                                                              host: String(aor.split(separator: "@").last ?? "")),
                                 headers: headers, body: localDescription(for: .udp).serialized())
         let edge = self.edge
-        ForkedDelivery.start(invite, to: deliveryBindings(aor), edge: edge, budget: nil,
-                             prepare: { request, binding in
-                                 request.headers.add(.contact, "<\(edge.contact(for: binding.flow.transport))>")
-                                 request.body = self.localDescription(for: binding.flow.transport).serialized()
-                             },
-                             late: { [self] winner, response in lateAcceptance(winner, response) },
-                             completion: { [self] outcome, winner in
-                                 guard case .accepted(let response, _) = outcome, let winner,
-                                       let dialog = SIPDialog.uac(request: winner.request, response: response) else {
-                                     return completion(.failure(IMSessionFailure(outcome: outcome)))
-                                 }
-                                 let session = IMSession(dialog: dialog, flow: winner.binding.flow, domain: self, onEvent: onEvent)
-                                 sessions[session.id] = session
-                                 acknowledge(session.dialog, flow: session.flow)
-                                 touch(session)
-                                 completion(.success(session))
-                                 if let first, !response.supported.contains(MSTextFormat.optionTag) {
-                                     // The callee did not take the first message from the INVITE.
-                                     sendInSession(session, body: first.body, contentType: first.contentType) { _ in }
-                                 }
-                             })
+        deliveryBindings(aor).whenSuccess { [self] bindings in
+            ForkedDelivery.start(invite, to: bindings, edge: edge, budget: nil,
+                                 prepare: { request, binding in
+                                     request.headers.add(.contact, "<\(edge.contact(for: binding.flow.transport))>")
+                                     request.body = self.localDescription(for: binding.flow.transport).serialized()
+                                 },
+                                 late: { [self] winner, response in lateAcceptance(winner, response) },
+                                 completion: { [self] outcome, winner in
+                                     guard case .accepted(let response, _) = outcome, let winner,
+                                           let dialog = SIPDialog.uac(request: winner.request, response: response) else {
+                                         return completion(.failure(IMSessionFailure(outcome: outcome)))
+                                     }
+                                     let session = IMSession(dialog: dialog, flow: winner.binding.flow, domain: self, onEvent: onEvent)
+                                     sessions[session.id] = session
+                                     acknowledge(session.dialog, flow: session.flow)
+                                     touch(session)
+                                     completion(.success(session))
+                                     if let first, !response.supported.contains(MSTextFormat.optionTag) {
+                                         // The callee did not take the first message from the INVITE.
+                                         sendInSession(session, body: first.body, contentType: first.contentType) { _ in }
+                                     }
+                                 })
+        }
     }
 
     /// §13.2.2.4: the ACK for a 2xx is the dialog's, with the INVITE's CSeq number.

@@ -4,6 +4,7 @@ import GatewayStore
 import NIOCore
 import SIPCore
 import SIPEdge
+import StoxDNS
 
 /// The SIP domains the gateway serves itself (embedded mode): a registrar that authenticates
 /// with digest against the users in the store and keeps several bindings per user (MPOP), and
@@ -35,6 +36,8 @@ public final class EmbeddedDomain: @unchecked Sendable {
     private let foreign: ForeignHandler?
     /// Where failures that no SIP response can carry are reported (the gateway logs them).
     let diagnostics: @Sendable (String) -> Void
+    /// RFC 3263 for peer domains without a configured next hop.
+    private let locator: SIPLocator?
 
     static let allowedMethods: [SIPMethod] = [.register, .message, .subscribe, .publish, .options, .invite, .ack, .bye, .cancel]
 
@@ -50,6 +53,9 @@ public final class EmbeddedDomain: @unchecked Sendable {
         self.loop = edge.eventLoop
         self.foreign = foreign
         self.diagnostics = diagnostics
+        self.locator = (configuration.dnsServer ?? SRVResolver.systemServer()).map {
+            SIPLocator(server: $0, loop: edge.eventLoop, tls: edge.tlsAddress != nil)
+        }
         for domain in configuration.domains {
             authenticators[domain] = DigestAuthenticator(realm: domain, nonceLifetime: configuration.nonceLifetime,
                                                          algorithms: configuration.digestAlgorithms)
@@ -349,26 +355,40 @@ public final class EmbeddedDomain: @unchecked Sendable {
 
     private func deliver(_ request: SIPRequest, to aor: String, budget: Duration?, completion: @escaping @Sendable (SIPDeliveryOutcome) -> Void) {
         let local = configuration.serves(String(aor.split(separator: "@").last ?? ""))
-        ForkedDelivery.start(request, to: deliveryBindings(aor), edge: edge, budget: budget) { [self] outcome in
-            completion(outcome)
-            switch outcome {
-            case .accepted: break
-            case _ where !local: break  // a peer network keeps its own missed-message state
-            case .failed(let best) where (best?.statusCode ?? 0) >= 600: break  // declined on purpose
-            case .failed, .offline: recordMissed(request, for: aor)
+        deliveryBindings(aor).whenSuccess { [self] bindings in
+            ForkedDelivery.start(request, to: bindings, edge: edge, budget: budget) { [self] outcome in
+                completion(outcome)
+                switch outcome {
+                case .accepted: break
+                case _ where !local: break  // a peer network keeps its own missed-message state
+                case .failed(let best) where (best?.statusCode ?? 0) >= 600: break  // declined on purpose
+                case .failed, .offline: recordMissed(request, for: aor)
+                }
             }
         }
     }
 
     /// Where a request for `aor` goes: every registered endpoint of a local user, or the proxy
-    /// of a peer network (which forks on its side) for one of its users.
-    func deliveryBindings(_ aor: String) -> [SIPBinding] {
+    /// of a peer network (which forks on its side) for one of its users, configured or found
+    /// through RFC 3263. Never fails: no binding means offline (or unreachable).
+    func deliveryBindings(_ aor: String) -> EventLoopFuture<[SIPBinding]> {
         let parts = aor.split(separator: "@", maxSplits: 1).map(String.init)
-        guard parts.count == 2, let peer = configuration.peer(for: parts[1]) else { return currentBindings(aor) }
+        guard parts.count == 2, let peer = configuration.peer(for: parts[1]) else {
+            return loop.makeSucceededFuture(currentBindings(aor))
+        }
         let user = SIPURI.percentEncoded(parts[0], allowed: SIPURI.userAllowedCharacters)
-        return [SIPBinding(addressOfRecord: aor, contact: SIPNameAddress(uri: SIPURI(scheme: .sip, user: user, host: peer.domain)),
-                           callID: "", cseq: 0, expiresAt: .distantFuture, flow: peer.nextHop, userAgent: nil,
-                           endpointClass: EndpointClass(name: "peer", acceptanceTimeout: peer.acceptanceTimeout))]
+        func binding(_ flow: SIPTarget) -> SIPBinding {
+            SIPBinding(addressOfRecord: aor, contact: SIPNameAddress(uri: SIPURI(scheme: .sip, user: user, host: peer.domain)),
+                       callID: "", cseq: 0, expiresAt: .distantFuture, flow: flow, userAgent: nil,
+                       endpointClass: EndpointClass(name: "peer", acceptanceTimeout: peer.acceptanceTimeout))
+        }
+        if let nextHop = peer.nextHop { return loop.makeSucceededFuture([binding(nextHop)]) }
+        guard let locator else {
+            diagnostics("no DNS server for RFC 3263 lookups of \(peer.domain)")
+            return loop.makeSucceededFuture([])
+        }
+        // The best target only: the peer's proxies fork among themselves, not us across them.
+        return locator.locate(peer.domain).map { targets in targets.prefix(1).map(binding) }
     }
 
     // MARK: Missed-message notices

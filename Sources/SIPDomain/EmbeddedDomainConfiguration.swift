@@ -61,17 +61,19 @@ public enum WatcherPolicy: String, Hashable, Sendable {
 /// network authenticated them).
 public struct SIPPeerDomain: Hashable, Sendable {
     public var domain: String
-    /// Where requests for the domain's users go: its proxy.
-    public var nextHop: SIPTarget
-    /// The IP addresses the domain's requests come from.
+    /// Where requests for the domain's users go: its proxy. Nil finds it through RFC 3263
+    /// (SRV `_sips._tcp`, `_sip._tcp`, `_sip._udp`, then the domain's address).
+    public var nextHop: SIPTarget?
+    /// The IP addresses the domain's requests come from. By default the next hop's; with DNS
+    /// they must be given (nobody is trusted otherwise).
     public var trustedAddresses: Set<String>
     /// How long a request waits for the network to deliver it (it forks on its side).
     public var acceptanceTimeout: Duration
 
-    public init(domain: String, nextHop: SIPTarget, trustedAddresses: Set<String>? = nil, acceptanceTimeout: Duration = .seconds(30)) {
+    public init(domain: String, nextHop: SIPTarget?, trustedAddresses: Set<String>? = nil, acceptanceTimeout: Duration = .seconds(30)) {
         self.domain = domain.lowercased()
         self.nextHop = nextHop
-        self.trustedAddresses = trustedAddresses ?? Set([nextHop.address.ipAddress].compactMap { $0 })
+        self.trustedAddresses = trustedAddresses ?? Set([nextHop?.address.ipAddress].compactMap { $0 })
         self.acceptanceTimeout = acceptanceTimeout
     }
 }
@@ -104,13 +106,15 @@ public struct EmbeddedDomainConfiguration: Sendable {
     public var imSessionInactivity: Duration
     /// Domains of SIP networks the gateway peers with (peer mode).
     public var peerDomains: [SIPPeerDomain]
+    /// The DNS server for RFC 3263 lookups; nil uses the first of /etc/resolv.conf.
+    public var dnsServer: SocketAddress?
 
     public init(domains: [String], minimumExpires: UInt32 = 60, maximumExpires: UInt32 = 3600, defaultExpires: UInt32 = 3600,
                 maximumBindings: Int = 16, nonceLifetime: Duration = .seconds(300),
                 endpointClasses: [EndpointClass] = [.desktop, .mobile], endpointRules: [EndpointClassRule] = EndpointClassRule.defaults,
                 defaultClass: String = "desktop", sipMessageBudget: Duration = .seconds(30), watcherPolicy: WatcherPolicy = .allowSameDomain,
                 digestAlgorithms: [DigestAlgorithm] = DigestAlgorithm.allCases, imSessionInactivity: Duration = .seconds(600),
-                peerDomains: [SIPPeerDomain] = []) {
+                peerDomains: [SIPPeerDomain] = [], dnsServer: SocketAddress? = nil) {
         self.domains = domains.map { $0.lowercased() }
         self.minimumExpires = minimumExpires
         self.maximumExpires = maximumExpires
@@ -125,6 +129,7 @@ public struct EmbeddedDomainConfiguration: Sendable {
         self.digestAlgorithms = digestAlgorithms
         self.imSessionInactivity = imSessionInactivity
         self.peerDomains = peerDomains
+        self.dnsServer = dnsServer
     }
 
     public func serves(_ host: String) -> Bool { domains.contains(host.lowercased()) }

@@ -3,6 +3,7 @@ import NIOPosix
 import NIOSSL
 import NIOTLS
 import XMLCore
+import StoxDNS
 import XMPPCore
 
 /// One outbound stream for a domain pair, with the stanzas waiting for it (XEP-0220 §2.1.1:

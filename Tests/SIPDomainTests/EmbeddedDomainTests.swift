@@ -14,8 +14,9 @@ final class RawEndpoint: Sendable {
     let user: String
     let serverPort: Int
 
-    init(user: String, serverPort: Int) throws {
-        self.socket = try UDPClient()
+    /// `socket`: one made earlier, when its port had to be known first (a DNS record for it).
+    init(user: String, serverPort: Int, socket: UDPClient? = nil) throws {
+        self.socket = try socket ?? UDPClient()
         self.user = user
         self.serverPort = serverPort
     }

@@ -136,17 +136,17 @@ public enum DNSMessage {
 }
 
 /// Asks one DNS server over UDP, with a timeout and retries.
-final class SRVResolver: Sendable {
-    let server: SocketAddress
-    let eventLoop: any EventLoop
+public final class SRVResolver: Sendable {
+    public let server: SocketAddress
+    public let eventLoop: any EventLoop
 
-    init(server: SocketAddress, eventLoop: any EventLoop) {
+    public init(server: SocketAddress, eventLoop: any EventLoop) {
         self.server = server
         self.eventLoop = eventLoop
     }
 
     /// The first `nameserver` of /etc/resolv.conf, or nil.
-    static func systemServer() -> SocketAddress? {
+    public static func systemServer() -> SocketAddress? {
         guard let text = try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8) else { return nil }
         for line in text.split(separator: "\n") where line.hasPrefix("nameserver") {
             let parts = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
@@ -155,7 +155,9 @@ final class SRVResolver: Sendable {
         return nil
     }
 
-    func srv(_ name: String, attempts: Int = 2) -> EventLoopFuture<[SRVRecord]> {
+    /// The SRV records for `name` (a fully qualified name, with the final dot); none when the
+    /// name has none or the server does not answer.
+    public func srv(_ name: String, attempts: Int = 2) -> EventLoopFuture<[SRVRecord]> {
         let id = UInt16.random(in: 0...UInt16.max)
         let promise = eventLoop.makePromise(of: [SRVRecord].self)
         let query = DNSMessage.query(id: id, name: name, type: DNSMessage.typeSRV)
