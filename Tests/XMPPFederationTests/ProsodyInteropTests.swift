@@ -62,15 +62,19 @@ struct ProsodyInteropTests {
         }
 
         /// SIGTERM, then SIGKILL after five seconds: a Prosody started under the test runner may
-        /// inherit a signal mask that holds SIGTERM back.
+        /// inherit a signal mask that holds SIGTERM back. Reaped with waitpid (ChildProcess).
         func stop() {
-            guard process.isRunning else { return }
-            let pid = process.processIdentifier
-            kill(pid, SIGTERM)
-            let deadline = Date().addingTimeInterval(5)
-            while process.isRunning, Date() < deadline { usleep(50_000) }
-            if process.isRunning { kill(pid, SIGKILL) }
-            process.waitUntilExit()
+            guard !stopped else { return }
+            stopped = true
+            ChildProcess.stop(process.processIdentifier, signal: SIGTERM, grace: 5)
+        }
+
+        private var stopped = false
+
+        /// Its run directory (data, log) goes with it; the log stays readable until then.
+        deinit {
+            stop()
+            try? FileManager.default.removeItem(at: run)
         }
 
         var log: String { (try? String(contentsOf: run.appendingPathComponent("prosody.log"), encoding: .utf8)) ?? "" }
