@@ -171,6 +171,11 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(
+            name: "GatewayStoreTests",
+            dependencies: ["GatewayStore"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
             name: "SIPDomainTests",
             dependencies: ["SIPDomain", "SIPEdge", "GatewayStore", "StoxDNS", "StoxTesting", .product(name: "NIOPosix", package: "swift-nio")],
             swiftSettings: strictSettings

@@ -123,7 +123,29 @@ public final class GatewayStore: Sendable {
                 CREATE INDEX notices_by_aor ON notices (aor);
                 """)
         }
+        migrator.registerMigration("v2: the durable outbound queue") { db in
+            // One row per message to cross; (direction, message_id) makes a repeated enqueue of
+            // the same message a no-op, also after delivery: delivered rows stay as tombstones
+            // (delivered_at) until pruned.
+            try db.execute(sql: """
+                CREATE TABLE outbound (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT, direction TEXT NOT NULL, message_id TEXT NOT NULL,
+                    destination TEXT NOT NULL, payload BLOB NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+                    enqueued_at REAL NOT NULL, not_before REAL NOT NULL, delivered_at REAL,
+                    UNIQUE (direction, message_id));
+                CREATE INDEX outbound_due ON outbound (direction, delivered_at, not_before, id);
+                """)
+        }
         return migrator
+    }
+
+    /// Runs `body` in one write transaction (the queue's group commit uses it).
+    func write<T>(_ body: (Database) throws -> T) throws -> T {
+        try writer.write(body)
+    }
+
+    func read<T>(_ body: (Database) throws -> T) throws -> T {
+        try writer.read(body)
     }
 
     // MARK: Users

@@ -377,7 +377,7 @@ public final class EmbeddedDomain: @unchecked Sendable {
             return loop.makeSucceededFuture(currentBindings(aor))
         }
         let user = SIPURI.percentEncoded(parts[0], allowed: SIPURI.userAllowedCharacters)
-        func binding(_ flow: SIPTarget) -> SIPBinding {
+        @Sendable func binding(_ flow: SIPTarget) -> SIPBinding {
             SIPBinding(addressOfRecord: aor, contact: SIPNameAddress(uri: SIPURI(scheme: .sip, user: user, host: peer.domain)),
                        callID: "", cseq: 0, expiresAt: .distantFuture, flow: flow, userAgent: nil,
                        endpointClass: EndpointClass(name: "peer", acceptanceTimeout: peer.acceptanceTimeout))

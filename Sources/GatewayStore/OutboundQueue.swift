@@ -1,0 +1,162 @@
+import Dispatch
+import Foundation
+import GRDB
+
+/// A message waiting to cross the gateway, as stored.
+public struct QueuedMessage: Hashable, Sendable {
+    public var id: Int64
+    /// "sip-to-xmpp" or "xmpp-to-sip" (any label: the queue does not interpret it).
+    public var direction: String
+    /// The sender's identity for the message (a stanza id, a SIP Call-ID and CSeq): the key that
+    /// makes enqueueing the same message twice harmless.
+    public var messageID: String
+    public var destination: String
+    public var payload: [UInt8]
+    public var attempts: Int
+    public var enqueuedAt: Date
+    public var notBefore: Date
+}
+
+/// What a producer hands the queue.
+public struct OutboundMessage: Hashable, Sendable {
+    public var direction: String
+    public var messageID: String
+    public var destination: String
+    public var payload: [UInt8]
+
+    public init(direction: String, messageID: String, destination: String, payload: [UInt8]) {
+        self.direction = direction
+        self.messageID = messageID
+        self.destination = destination
+        self.payload = payload
+    }
+}
+
+/// The durable outbound queue with group commit: enqueues that arrive while a write is in
+/// progress (or within `window`) are committed together in one transaction, so a burst costs
+/// one fsync per batch instead of one per message. A producer's completion runs only after its
+/// message is committed: acknowledging the sender then never loses a message to a crash.
+///
+/// Thread-safety: the pending batch is guarded by `lock`; writes run on one serial queue.
+public final class OutboundQueue: @unchecked Sendable {
+    public enum Enqueued: Hashable, Sendable {
+        case stored
+        /// The same (direction, messageID) is already queued or was: nothing written.
+        case duplicate
+    }
+
+    private let store: GatewayStore
+    private let window: DispatchTimeInterval
+    private let maxBatch: Int
+    private let writes = DispatchQueue(label: "stox.outbound.commit")
+    private let lock = NSLock()
+    private var pending: [(OutboundMessage, @Sendable (Result<Enqueued, any Error>) -> Void)] = []
+    private var flushScheduled = false
+    /// Transactions committed (for tests and metrics).
+    public private(set) var commits = 0
+
+    public init(store: GatewayStore, window: DispatchTimeInterval = .milliseconds(2), maxBatch: Int = 512) {
+        self.store = store
+        self.window = window
+        self.maxBatch = maxBatch
+    }
+
+    /// Queues a message; `completion` runs (on the commit queue) once it is durable.
+    public func enqueue(_ message: OutboundMessage, completion: @escaping @Sendable (Result<Enqueued, any Error>) -> Void) {
+        lock.lock()
+        pending.append((message, completion))
+        let full = pending.count >= maxBatch
+        let schedule = !flushScheduled
+        if schedule { flushScheduled = true }
+        lock.unlock()
+        if full {
+            writes.async { self.flush() }
+        } else if schedule {
+            writes.asyncAfter(deadline: .now() + window) { self.flush() }
+        }
+    }
+
+    public func enqueue(_ message: OutboundMessage) async throws -> Enqueued {
+        try await withCheckedThrowingContinuation { continuation in
+            enqueue(message) { continuation.resume(with: $0) }
+        }
+    }
+
+    /// Writes everything pending in one transaction. Runs on `writes`.
+    private func flush() {
+        lock.lock()
+        let batch = pending
+        pending.removeAll(keepingCapacity: true)
+        flushScheduled = false
+        lock.unlock()
+        guard !batch.isEmpty else { return }
+        let now = Date().timeIntervalSince1970
+        let outcome = Result { () throws -> [Enqueued] in
+            try store.write { db in
+                try batch.map { message, _ in
+                    try db.execute(sql: """
+                        INSERT OR IGNORE INTO outbound (direction, message_id, destination, payload, enqueued_at, not_before)
+                        VALUES (?, ?, ?, ?, ?, ?)
+                        """, arguments: [message.direction, message.messageID, message.destination, Data(message.payload), now, now])
+                    return db.changesCount == 1 ? .stored : .duplicate
+                }
+            }
+        }
+        lock.lock()
+        commits += 1
+        lock.unlock()
+        switch outcome {
+        case .success(let results):
+            for (index, (_, completion)) in batch.enumerated() { completion(.success(results[index])) }
+        case .failure(let error):
+            for (_, completion) in batch { completion(.failure(error)) }
+        }
+    }
+
+    /// Up to `limit` messages of `direction` due now, oldest first.
+    public func due(direction: String, limit: Int = 256, now: Date = Date()) throws -> [QueuedMessage] {
+        try store.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT * FROM outbound WHERE direction = ? AND delivered_at IS NULL AND not_before <= ? ORDER BY id LIMIT ?
+                """, arguments: [direction, now.timeIntervalSince1970, limit]).map { row in
+                QueuedMessage(id: row["id"], direction: row["direction"], messageID: row["message_id"], destination: row["destination"],
+                              payload: Array((row["payload"] as Data?) ?? Data()), attempts: row["attempts"],
+                              enqueuedAt: Date(timeIntervalSince1970: row["enqueued_at"]),
+                              notBefore: Date(timeIntervalSince1970: row["not_before"]))
+            }
+        }
+    }
+
+    /// Delivered: out of the queue, kept as a tombstone so that the same message enqueued
+    /// again (a sender retrying after a lost acknowledgement) is recognised. One transaction.
+    public func acknowledge(_ ids: [Int64], at date: Date = Date()) throws {
+        guard !ids.isEmpty else { return }
+        try store.write { db in
+            for id in ids {
+                try db.execute(sql: "UPDATE outbound SET delivered_at = ? WHERE id = ?", arguments: [date.timeIntervalSince1970, id])
+            }
+        }
+    }
+
+    /// Forgets tombstones of messages delivered before `date`; returns how many.
+    @discardableResult
+    public func prune(deliveredBefore date: Date) throws -> Int {
+        try store.write { db in
+            try db.execute(sql: "DELETE FROM outbound WHERE delivered_at IS NOT NULL AND delivered_at < ?",
+                           arguments: [date.timeIntervalSince1970])
+            return db.changesCount
+        }
+    }
+
+    /// Not delivered this time: try again no earlier than `notBefore`.
+    public func retry(_ id: Int64, notBefore: Date) throws {
+        try store.write { db in
+            try db.execute(sql: "UPDATE outbound SET attempts = attempts + 1, not_before = ? WHERE id = ?",
+                           arguments: [notBefore.timeIntervalSince1970, id])
+        }
+    }
+
+    public func depth() throws -> Int {
+        try store.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbound WHERE delivered_at IS NULL") ?? 0 }
+    }
+}
