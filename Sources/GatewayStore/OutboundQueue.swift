@@ -52,8 +52,13 @@ public final class OutboundQueue: @unchecked Sendable {
     private let lock = NSLock()
     private var pending: [(OutboundMessage, @Sendable (Result<Enqueued, any Error>) -> Void)] = []
     private var flushScheduled = false
+    private var committed = 0
     /// Transactions committed (for tests and metrics).
-    public private(set) var commits = 0
+    public var commits: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return committed
+    }
 
     public init(store: GatewayStore, window: DispatchTimeInterval = .milliseconds(2), maxBatch: Int = 512) {
         self.store = store
@@ -103,7 +108,7 @@ public final class OutboundQueue: @unchecked Sendable {
             }
         }
         lock.lock()
-        commits += 1
+        committed += 1
         lock.unlock()
         switch outcome {
         case .success(let results):

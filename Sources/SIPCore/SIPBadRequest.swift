@@ -37,7 +37,7 @@ public enum SIPBadRequest {
         guard !vias.isEmpty, let from = copied[.from], var to = copied[.to], let callID = copied[.callID],
               let cseq = copied[.cseq] else { return nil }
         if var address = SIPNameAddress.parse(to), address.tag == nil {
-            address.tag = String(UInt64.random(in: 1 ... .max), radix: 36)
+            address.tag = SIPNameAddress.makeTag()
             to = address.description
         }
         var headers = SIPHeaders()

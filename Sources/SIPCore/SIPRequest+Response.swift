@@ -26,7 +26,7 @@ extension SIPRequest {
     public static func message(from: SIPNameAddress, to: SIPURI, callID: String, body: [UInt8],
                                contentType: SIPMediaType = .textPlain) -> SIPRequest {
         var sender = from
-        if sender.tag == nil { sender.tag = String(UInt64.random(in: 1 ... .max), radix: 36) }
+        if sender.tag == nil { sender.tag = SIPNameAddress.makeTag() }
         var headers = SIPHeaders()
         headers.add(.from, sender.description)
         headers.add(.to, SIPNameAddress(uri: to).description)

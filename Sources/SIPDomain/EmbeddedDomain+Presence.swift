@@ -37,12 +37,12 @@ extension EmbeddedDomain {
         withLocalSender(server) { [self] sender in
             // A user publishes their own presence only.
             guard let user = request.uri.decodedUser, "\(user)@\(request.uri.host.lowercased())" == sender else {
-                return server.respond(request.makeResponse(403, reasonPhrase: "Not Your Presence", toTag: Self.makeTag()))
+                return server.respond(request.makeResponse(403, reasonPhrase: "Not Your Presence"))
             }
             let limits = Self.publicationLimits
             let requested = request.expires ?? limits.default
             if requested != 0, requested < limits.minimum {
-                var response = request.makeResponse(423, toTag: Self.makeTag())
+                var response = request.makeResponse(423)
                 response.headers.add(.minExpires, String(limits.minimum))
                 return server.respond(response)
             }
@@ -50,14 +50,14 @@ extension EmbeddedDomain {
             var document: PIDFDocument?
             if !request.body.isEmpty {
                 guard request.contentType.map({ $0.matches(.pidf) }) ?? false else {
-                    var response = request.makeResponse(415, toTag: Self.makeTag())
+                    var response = request.makeResponse(415)
                     response.headers.add(.accept, SIPMediaType.pidf.description)
                     return server.respond(response)
                 }
                 do {
                     document = try PIDFDocument(bytes: request.body)
                 } catch {
-                    return server.respond(request.makeResponse(400, reasonPhrase: "Bad PIDF: \(error)", toTag: Self.makeTag()))
+                    return server.respond(request.makeResponse(400, reasonPhrase: "Bad PIDF: \(error)"))
                 }
             }
             var mine = publications[sender] ?? [:]
@@ -65,13 +65,13 @@ extension EmbeddedDomain {
             if let match = request.headers[.sipIfMatch] {
                 // Step 3: refresh, modify or remove an existing publication.
                 guard var state = mine.removeValue(forKey: match) else {
-                    return server.respond(request.makeResponse(412, toTag: Self.makeTag()))
+                    return server.respond(request.makeResponse(412))
                 }
                 state.timer?.cancel()
                 if granted == 0 {
                     publications[sender] = mine.isEmpty ? nil : mine
                     presenceChanged(sender)
-                    var response = request.makeResponse(200, toTag: Self.makeTag())
+                    var response = request.makeResponse(200)
                     response.headers.add(.sipETag, match)
                     response.headers.add(.expires, "0")
                     return server.respond(response)
@@ -82,23 +82,23 @@ extension EmbeddedDomain {
                     state.publication.sequence = publicationSequence
                 }
                 // Step 7: a fresh entity-tag on every successful refresh or modification.
-                etag = Self.makeTag()
+                etag = SIPNameAddress.makeTag()
                 state.publication.etag = etag
                 mine[etag] = state
             } else {
                 // Step 4: an initial publication must carry state.
                 guard let document, granted > 0 else {
-                    return server.respond(request.makeResponse(400, reasonPhrase: "Initial PUBLISH Without State", toTag: Self.makeTag()))
+                    return server.respond(request.makeResponse(400, reasonPhrase: "Initial PUBLISH Without State"))
                 }
                 publicationSequence += 1
-                etag = Self.makeTag()
+                etag = SIPNameAddress.makeTag()
                 mine[etag] = PublicationState(publication: PresenceComposer.Publication(etag: etag, document: document, sequence: publicationSequence))
             }
             mine[etag]?.timer = loop.scheduleTask(in: .seconds(Int64(granted))) { [self] in
                 publicationExpired(sender, etag: etag)
             }
             publications[sender] = mine
-            var response = request.makeResponse(200, toTag: Self.makeTag())
+            var response = request.makeResponse(200)
             response.headers.add(.sipETag, etag)
             response.headers.add(.expires, String(granted))
             server.respond(response)
@@ -113,7 +113,7 @@ extension EmbeddedDomain {
     }
 
     private func badEvent(_ server: SIPServerRequest) {
-        var response = server.request.makeResponse(489, toTag: Self.makeTag())
+        var response = server.request.makeResponse(489)
         response.headers.add(.allowEvents, "presence")
         server.respond(response)
     }
@@ -136,9 +136,9 @@ extension EmbeddedDomain {
                 decision(presentity: presentity, watcher: watcher) { [self] decision in
                     if decision == .block {
                         // RFC 6665 §4.2.1.1: a refused subscription; the watcher learns no state.
-                        return server.respond(request.makeResponse(403, reasonPhrase: "Watcher Blocked", toTag: Self.makeTag()))
+                        return server.respond(request.makeResponse(403, reasonPhrase: "Watcher Blocked"))
                     }
-                    let tag = Self.makeTag()
+                    let tag = SIPNameAddress.makeTag()
                     guard let (created, answer) = SIPSubscription.create(
                         request, localTag: tag, authorized: decision == .allow, now: now, limits: Self.publicationLimits) else {
                         return server.respond(request.makeResponse(400, reasonPhrase: "Cannot Form A Dialog", toTag: tag))

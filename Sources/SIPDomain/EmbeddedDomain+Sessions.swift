@@ -21,10 +21,10 @@ extension EmbeddedDomain {
                               onEvent: @escaping @Sendable (IMSessionEvent) -> Void) -> IMSession? {
         let request = server.request
         guard request.contentType.map({ $0.matches(.sdp) }) ?? false, IMSessionDescription(bytes: request.body) != nil else {
-            server.respond(request.makeResponse(488, reasonPhrase: "No SIP IM Media Offered", toTag: Self.makeTag()))
+            server.respond(request.makeResponse(488, reasonPhrase: "No SIP IM Media Offered"))
             return nil
         }
-        let tag = Self.makeTag()
+        let tag = SIPNameAddress.makeTag()
         guard let dialog = SIPDialog.uas(request: request, localTag: tag) else {
             server.respond(request.makeResponse(400, reasonPhrase: "Cannot Form A Dialog", toTag: tag))
             return nil
@@ -57,7 +57,7 @@ extension EmbeddedDomain {
     func relaySession(_ server: SIPServerRequest) {
         let request = server.request
         guard request.contentType.map({ $0.matches(.sdp) }) ?? false, IMSessionDescription(bytes: request.body) != nil else {
-            return server.respond(request.makeResponse(488, reasonPhrase: "No SIP IM Media Offered", toTag: Self.makeTag()))
+            return server.respond(request.makeResponse(488, reasonPhrase: "No SIP IM Media Offered"))
         }
         withLocalSender(server) { [self] sender in
             withExistingUser(server) { [self] callee in
@@ -182,15 +182,15 @@ extension EmbeddedDomain {
                             onEvent: @escaping @Sendable (IMSessionEvent) -> Void,
                             completion: @escaping @Sendable (Result<IMSession, IMSessionFailure>) -> Void) {
         var caller = from
-        caller.tag = Self.makeTag()
+        caller.tag = SIPNameAddress.makeTag()
         var headers = SIPHeaders()
         headers.add(.from, caller.description)
         headers.add(.to, "<sip:\(aor)>")
-        headers.add(.callID, "im-\(Self.makeTag())-\(Self.makeTag())")
+        headers.add(.callID, "im-\(SIPNameAddress.makeTag())-\(SIPNameAddress.makeTag())")
         headers.add(.cseq, "1 INVITE")
         headers.add(.supported, MSTextFormat.optionTag)
         // Lync rejects a reused conversation ID (protocols.md §4.2): a fresh random one.
-        headers.add(SIPHeaderName("Ms-Conversation-ID"), Self.makeTag())
+        headers.add(SIPHeaderName("Ms-Conversation-ID"), SIPNameAddress.makeTag())
         if let first { headers.add(MSTextFormat.header, first.headerValue) }
         headers.add(.contentType, SIPMediaType.sdp.description)
         let invite = SIPRequest(method: .invite, uri: SIPURI(scheme: .sip, user: String(aor.split(separator: "@").first ?? ""),

@@ -75,7 +75,7 @@ public final class EmbeddedDomain: @unchecked Sendable {
             request: { request in
                 guard let domain = slot.domain else {
                     // Only in the moment between the listeners binding and `start` returning.
-                    return request.respond(request.request.makeResponse(503, toTag: Self.makeTag()))
+                    return request.respond(request.request.makeResponse(503))
                 }
                 domain.handle(request)
             },
@@ -102,6 +102,8 @@ public final class EmbeddedDomain: @unchecked Sendable {
             try? await Task.sleep(for: .milliseconds(20))
         }
         await edge.stop()
+        // Writes already queued (bindings, notices) land before stop returns.
+        await storeSettled()
     }
 
     // MARK: Requests
@@ -118,7 +120,7 @@ public final class EmbeddedDomain: @unchecked Sendable {
         case .register:
             register(server)
         case .options where configuration.serves(request.uri.host):
-            var response = request.makeResponse(200, toTag: Self.makeTag())
+            var response = request.makeResponse(200)
             response.headers.add(.allow, Self.allowedMethods.map(\.rawValue).joined(separator: ", "))
             response.headers.add(.accept, "text/plain, text/html, application/pidf+xml")
             response.headers.add(.allowEvents, "presence")
@@ -135,7 +137,7 @@ public final class EmbeddedDomain: @unchecked Sendable {
             // Not an open relay: only the served domains and, with the gateway, XMPP ones; and
             // only the domain's own users may send there.
             guard let foreign else {
-                return server.respond(request.makeResponse(404, reasonPhrase: "Domain Not Served", toTag: Self.makeTag()))
+                return server.respond(request.makeResponse(404, reasonPhrase: "Domain Not Served"))
             }
             withLocalSender(server) { sender in foreign(server, sender) }
         case .invite:
@@ -149,7 +151,7 @@ public final class EmbeddedDomain: @unchecked Sendable {
         default:
             // §8.2.1: 405 for a method we know but do not take here, 501 for one we do not know;
             // both list what is allowed.
-            var response = request.makeResponse(request.method.isRecognized ? 405 : 501, toTag: Self.makeTag())
+            var response = request.makeResponse(request.method.isRecognized ? 405 : 501)
             response.headers.add(.allow, Self.allowedMethods.map(\.rawValue).joined(separator: ", "))
             server.respond(response)
         }
@@ -162,33 +164,32 @@ public final class EmbeddedDomain: @unchecked Sendable {
         // Step 1: the Request-URI names the domain; step 5: the To is the address-of-record.
         guard configuration.serves(request.uri.host), let to = request.to, to.uri.isSIP,
               configuration.serves(to.uri.host), let user = to.uri.decodedUser, !user.isEmpty else {
-            return server.respond(request.makeResponse(404, reasonPhrase: "Domain Not Served", toTag: Self.makeTag()))
+            return server.respond(request.makeResponse(404, reasonPhrase: "Domain Not Served"))
         }
         let domain = to.uri.host.lowercased()
         let aor = "\(user)@\(domain)"
         authenticate(server, realm: domain, proxy: false) { [self] username in
             // Step 4: the authenticated user may only register their own address.
             guard username == user else {
-                return server.respond(request.makeResponse(403, reasonPhrase: "Not Your Address", toTag: Self.makeTag()))
+                return server.respond(request.makeResponse(403, reasonPhrase: "Not Your Address"))
             }
             let now = Date()
             switch Registrar.apply(request, aor: aor, to: locations[aor] ?? [], flow: SIPTarget(server.source), now: now,
                                    configuration: configuration) {
             case .failure(.intervalTooBrief(let minimum)):
-                var response = request.makeResponse(423, toTag: Self.makeTag())
+                var response = request.makeResponse(423)
                 response.headers.add(.minExpires, String(minimum))
                 server.respond(response)
             case .failure(.badRequest(let reason)):
-                server.respond(request.makeResponse(400, reasonPhrase: reason, toTag: Self.makeTag()))
+                server.respond(request.makeResponse(400, reasonPhrase: reason))
             case .failure(.forbidden(let reason)):
-                server.respond(request.makeResponse(403, reasonPhrase: reason, toTag: Self.makeTag()))
+                server.respond(request.makeResponse(403, reasonPhrase: reason))
             case .success(let bindings):
-                let added = bindings.contains { binding in !(locations[aor] ?? []).contains { $0.contact == binding.contact } }
                 locations[aor] = bindings.isEmpty ? nil : bindings
                 persist(aor: aor, bindings: bindings)
-                server.respond(Registrar.success(request, bindings: bindings, now: now, toTag: Self.makeTag()))
+                server.respond(Registrar.success(request, bindings: bindings, now: now))
                 // A device that signs in gets what it missed while away.
-                if added || !bindings.isEmpty { deliverNotices(to: aor) }
+                if !bindings.isEmpty { deliverNotices(to: aor) }
             }
         }
     }
@@ -237,7 +238,7 @@ public final class EmbeddedDomain: @unchecked Sendable {
                 case .missing: challenge(server, realm: realm, proxy: proxy, stale: false)
                 case .stale: challenge(server, realm: realm, proxy: proxy, stale: true)
                 case .rejected(let reason):
-                    server.respond(server.request.makeResponse(403, reasonPhrase: "Forbidden (\(reason))", toTag: Self.makeTag()))
+                    server.respond(server.request.makeResponse(403, reasonPhrase: "Forbidden (\(reason))"))
                 }
             }
         }
@@ -245,7 +246,7 @@ public final class EmbeddedDomain: @unchecked Sendable {
 
     private func challenge(_ server: SIPServerRequest, realm: String, proxy: Bool, stale: Bool) {
         guard let authenticator = authenticators[realm] else { return }
-        var response = server.request.makeResponse(proxy ? 407 : 401, toTag: Self.makeTag())
+        var response = server.request.makeResponse(proxy ? 407 : 401)
         for challenge in authenticator.challenges(now: now, stale: stale) {
             response.headers.add(proxy ? .proxyAuthenticate : .wwwAuthenticate, challenge.description)
         }
@@ -276,18 +277,18 @@ public final class EmbeddedDomain: @unchecked Sendable {
            let sender = from.uri.decodedUser {
             // Peer mode: the peer network vouches for its users; only its proxies may speak for it.
             guard let ip = server.source.address.ipAddress, peer.trustedAddresses.contains(ip) else {
-                return server.respond(request.makeResponse(403, reasonPhrase: "Untrusted Source For \(peer.domain)", toTag: Self.makeTag()))
+                return server.respond(request.makeResponse(403, reasonPhrase: "Untrusted Source For \(peer.domain)"))
             }
             return then("\(sender)@\(peer.domain)")
         }
         guard let from = request.from, from.uri.isSIP, configuration.serves(from.uri.host),
               let sender = from.uri.decodedUser else {
-            return server.respond(request.makeResponse(403, reasonPhrase: "Sender Not Served Here", toTag: Self.makeTag()))
+            return server.respond(request.makeResponse(403, reasonPhrase: "Sender Not Served Here"))
         }
         let domain = from.uri.host.lowercased()
         authenticate(server, realm: domain, proxy: true) { username in
             guard username == sender else {
-                return server.respond(request.makeResponse(403, reasonPhrase: "Not Your Address", toTag: Self.makeTag()))
+                return server.respond(request.makeResponse(403, reasonPhrase: "Not Your Address"))
             }
             then("\(sender)@\(domain)")
         }
@@ -297,7 +298,7 @@ public final class EmbeddedDomain: @unchecked Sendable {
     func withExistingUser(_ server: SIPServerRequest, then: @escaping @Sendable (String) -> Void) {
         let request = server.request
         guard let user = request.uri.decodedUser, !user.isEmpty else {
-            return server.respond(request.makeResponse(404, toTag: Self.makeTag()))
+            return server.respond(request.makeResponse(404))
         }
         let domain = request.uri.host.lowercased()
         let store = self.store
@@ -305,7 +306,7 @@ public final class EmbeddedDomain: @unchecked Sendable {
             let lookup = Result { try store.user(username: user, domain: domain) }
             loop.execute { [self] in
                 guard case .success(let found) = lookup else { return storeUnavailable(server, lookup) }
-                guard found != nil else { return server.respond(request.makeResponse(404, toTag: Self.makeTag())) }
+                guard found != nil else { return server.respond(request.makeResponse(404)) }
                 then("\(user)@\(domain)")
             }
         }
@@ -315,9 +316,17 @@ public final class EmbeddedDomain: @unchecked Sendable {
     /// not a verdict about the user, and the failure is reported.
     private func storeUnavailable<T>(_ server: SIPServerRequest, _ lookup: Result<T, any Error>) {
         if case .failure(let error) = lookup { diagnostics("store read failed: \(error)") }
-        var response = server.request.makeResponse(500, reasonPhrase: "Store Unavailable", toTag: Self.makeTag())
+        var response = server.request.makeResponse(500, reasonPhrase: "Store Unavailable")
         response.headers.add(.retryAfter, "5")
         server.respond(response)
+    }
+
+    /// Returns once every store write queued so far has run (the queue is serial): what the
+    /// domain did before an answer went out is then in the store.
+    func storeSettled() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            storeQueue.async { continuation.resume() }
+        }
     }
 
     /// Runs a store write on the store's queue; a failure is reported, never silent.
@@ -332,14 +341,14 @@ public final class EmbeddedDomain: @unchecked Sendable {
     static func response(to request: SIPRequest, for outcome: SIPDeliveryOutcome) -> SIPResponse {
         switch outcome {
         case .accepted(let response, _):
-            return request.makeResponse(response.statusCode, toTag: response.to?.tag ?? makeTag())
+            return request.makeResponse(response.statusCode, toTag: response.to?.tag)
         case .failed(let best?) where ![401, 407, 408].contains(best.statusCode):
-            return request.makeResponse(best.statusCode, reasonPhrase: best.reasonPhrase, toTag: makeTag())
+            return request.makeResponse(best.statusCode, reasonPhrase: best.reasonPhrase)
         case .failed:
             // RFC 4320: no 408 to a non-INVITE; "contacted but unavailable" is 480.
-            return request.makeResponse(480, reasonPhrase: "Not Accepted By Any Endpoint", toTag: makeTag())
+            return request.makeResponse(480, reasonPhrase: "Not Accepted By Any Endpoint")
         case .offline:
-            return request.makeResponse(480, reasonPhrase: "User Offline", toTag: makeTag())
+            return request.makeResponse(480, reasonPhrase: "User Offline")
         }
     }
 
@@ -457,7 +466,7 @@ public final class EmbeddedDomain: @unchecked Sendable {
         return SIPRequest.message(
             from: SIPNameAddress(displayName: domain, uri: SIPURI(scheme: .sip, user: nil, host: domain)),
             to: SIPURI("sip:\(notice.addressOfRecord)") ?? SIPURI(scheme: .sip, user: nil, host: domain),
-            callID: "notice-\(notice.id)-\(Self.makeTag())", body: Array(notice.text.utf8), contentType: type)
+            callID: "notice-\(notice.id)-\(SIPNameAddress.makeTag())", body: Array(notice.text.utf8), contentType: type)
     }
 
     // MARK: Helpers
@@ -466,7 +475,6 @@ public final class EmbeddedDomain: @unchecked Sendable {
         FileHandle.standardError.write(Data("stox sip-domain: \(line)\n".utf8))
     }
 
-    static func makeTag() -> String { String(UInt64.random(in: 1 ... .max), radix: 36) }
 
     static func hostPort(_ address: SocketAddress) -> String {
         let ip = address.ipAddress ?? "0.0.0.0"

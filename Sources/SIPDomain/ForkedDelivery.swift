@@ -153,10 +153,3 @@ final class ForkedDelivery: @unchecked Sendable {
         return responses.min { ($0.statusCode / 100, $0.statusCode) < ($1.statusCode / 100, $1.statusCode) }
     }
 }
-
-extension TimeAmount {
-    init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
-    }
-}

@@ -82,7 +82,7 @@ enum Registrar {
     }
 
     /// §10.3 step 8: the 200 lists every current binding with its remaining time.
-    static func success(_ request: SIPRequest, bindings: [SIPBinding], now: Date, toTag: String) -> SIPResponse {
+    static func success(_ request: SIPRequest, bindings: [SIPBinding], now: Date, toTag: String? = nil) -> SIPResponse {
         var response = request.makeResponse(200, toTag: toTag)
         for binding in bindings {
             var contact = binding.contact

@@ -309,13 +309,13 @@ extension SIPTransactionCore {
         switch target.transport {
         case .udp:
             guard let channel = udpChannel else { return done(false) }
-            var buffer = channel.allocator.buffer(capacity: request.estimatedSize)
+            var buffer = channel.allocator.buffer(capacity: 512 + request.body.count)
             request.write(into: &buffer)
             channel.writeAndFlush(AddressedEnvelope(remoteAddress: target.address, data: buffer)).whenComplete { result in
                 if case .failure = result { done(false) }
             }
         case .tcp, .tls:
-            var buffer = ByteBufferAllocator().buffer(capacity: request.estimatedSize)
+            var buffer = ByteBufferAllocator().buffer(capacity: 512 + request.body.count)
             request.write(into: &buffer)
             write(buffer, toStream: target, done: done)
         }

@@ -23,6 +23,9 @@ final class SIPTransactionCore: @unchecked Sendable {
         var machine: Machine
         var source: SIPSource
         var timer: Scheduled<Void>?
+        /// The To tag this transaction's responses carry when the TU gave none: one per
+        /// transaction, so an INVITE's 180 and 200 agree (§8.2.6.2, §12.1.1).
+        var toTag: String?
     }
 
     private var transactions: [SIPTransactionKey: Live] = [:]
@@ -133,12 +136,12 @@ final class SIPTransactionCore: @unchecked Sendable {
     private func cancel(_ request: SIPRequest, key: SIPTransactionKey) {
         guard let inviteKey = SIPTransactionKey.invite(cancelledBy: request),
               let invite = transactions[inviteKey], case .invite(let machine) = invite.machine else {
-            respondOnLoop(key: key, response: request.makeResponse(481, toTag: Self.makeTag()))
+            respondOnLoop(key: key, response: request.makeResponse(481))
             return
         }
-        respondOnLoop(key: key, response: request.makeResponse(200, toTag: Self.makeTag()))
+        respondOnLoop(key: key, response: request.makeResponse(200))
         // The machine discards the 487 if a final response already went out.
-        respondOnLoop(key: inviteKey, response: machine.request.makeResponse(487, toTag: Self.makeTag()))
+        respondOnLoop(key: inviteKey, response: machine.request.makeResponse(487))
     }
 
     // MARK: Responding
@@ -153,6 +156,14 @@ final class SIPTransactionCore: @unchecked Sendable {
 
     private func respondOnLoop(key: SIPTransactionKey, response: SIPResponse) {
         // `drive` ignores a transaction that is gone (transport failure, shutdown): the answer is moot.
+        var response = response
+        if response.statusCode > 100, let to = response.headers[.to], !Self.hasTag(to), var live = transactions[key] {
+            // §8.2.6.2: the UAS adds a To tag; the TU need not invent one for every answer.
+            let tag = live.toTag ?? SIPNameAddress.makeTag()
+            live.toTag = tag
+            transactions[key] = live
+            response.headers.set(.to, to + ";tag=" + tag)
+        }
         let now = now
         drive(key, nonInvite: { $0.respond(response, now: now) }, invite: { $0.respond(response, now: now) })
     }
@@ -233,9 +244,7 @@ final class SIPTransactionCore: @unchecked Sendable {
     /// The one timer a transaction needs: at its machine's next deadline, if it has one.
     func arm(_ deadline: SIPInstant?, _ body: @escaping @Sendable () -> Void) -> Scheduled<Void>? {
         guard let deadline else { return nil }
-        let delay = max(deadline - now, .zero)
-        let nanoseconds = delay.components.seconds * 1_000_000_000 + delay.components.attoseconds / 1_000_000_000
-        return loop.scheduleTask(in: .nanoseconds(nanoseconds), body)
+        return loop.scheduleTask(in: TimeAmount(max(deadline - now, .zero)), body)
     }
 
     private func fire(_ key: SIPTransactionKey) {
@@ -293,9 +302,6 @@ final class SIPTransactionCore: @unchecked Sendable {
         request.headers.prepend(.via, via.description)
     }
 
-    static func makeTag() -> String {
-        String(UInt64.random(in: 1 ... .max), radix: 36)
-    }
 
     // MARK: Connections and shutdown
 
@@ -305,6 +311,28 @@ final class SIPTransactionCore: @unchecked Sendable {
             self.transactions.removeAll()
             self.failAllClients()
         }.get()
+    }
+}
+
+extension SIPTransactionCore {
+    /// Whether a To/From value carries a tag, without parsing it (a response's hot path). For a
+    /// bare URI (no `<>`), a `;tag=` among the URI's own parameters would count; RFC 3261 §20
+    /// puts those in the header, so that reading is the right one.
+    static func hasTag(_ value: String) -> Bool {
+        let bytes = Array(value.utf8)
+        // The header's parameters follow the name-addr's `>`, or the bare URI.
+        let start = bytes.lastIndex(of: UInt8(ascii: ">")) ?? 0
+        let pattern = Array(";tag=".utf8)
+        guard bytes.count - start >= pattern.count else { return false }
+        for index in start...(bytes.count - pattern.count) {
+            var matched = true
+            for (offset, expected) in pattern.enumerated() where bytes[index + offset] | 0x20 != expected | 0x20 {
+                matched = false
+                break
+            }
+            if matched { return true }
+        }
+        return false
     }
 }
 

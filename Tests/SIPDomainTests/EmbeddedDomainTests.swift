@@ -172,8 +172,8 @@ struct EmbeddedDomainTests {
         #expect(response.statusCode == 200)
         #expect(response.contacts.map(\.uri.port) == [UInt16(bob.socket.port)])
         #expect(response.contacts.first?.expires.map { (298...300).contains($0) } == true)
-        // Persistence is write-behind (off the event loop): it lands just after the 200.
-        for _ in 0..<50 where (try? store.bindings().count) != 1 { try await Task.sleep(for: .milliseconds(20)) }
+        // Persistence is write-behind (off the event loop), queued before the 200 went out.
+        await domain.storeSettled()
         #expect(try store.bindings().map(\.addressOfRecord) == ["bob@sip.test"])
         #expect(await domain.bindings(of: "bob@sip.test").count == 1)
 
@@ -190,9 +190,7 @@ struct EmbeddedDomainTests {
         var domain = try await DomainFixture.start(store)
         let bob = try RawEndpoint(user: "bob", serverPort: domain.edge.udpAddress!.port!)
         #expect(try await bob.register(password: "pw-bob")?.statusCode == 200)
-        await domain.stop()
-        // Persistence is write-behind on a serial queue: give it its moment.
-        for _ in 0..<50 where (try? store.bindings().count) != 1 { try await Task.sleep(for: .milliseconds(20)) }
+        await domain.stop()  // drains the write-behind store queue
         domain = try await DomainFixture.start(store)
         let restored = await domain.bindings(of: "bob@sip.test")
         #expect(restored.map(\.contact.uri.port) == [UInt16(bob.socket.port)])
@@ -218,7 +216,9 @@ struct EmbeddedDomainTests {
         try phone.answer(atPhone, 200)
         let final = try await outcome
         #expect(final?.statusCode == 200)
-        // The laptop never answered, and is not told anything else: no notice for a delivered message.
+        // The laptop never answered, and is not told anything else: no notice for a delivered
+        // message (a notice would have been queued before the 200 went out).
+        await domain.storeSettled()
         #expect(try store.notices(for: "bob@sip.test").isEmpty)
         await domain.stop()
     }
@@ -257,8 +257,8 @@ struct EmbeddedDomainTests {
         #expect(try store.notices(for: "bob@sip.test").count == 1)
         // Accepting it clears it.
         try laptop.answer(try #require(notice), 200)
-        for _ in 0..<50 where (try? store.notices(for: "bob@sip.test").count) != 0 { try await Task.sleep(for: .milliseconds(20)) }
-        #expect(try store.notices(for: "bob@sip.test").isEmpty)
+        // Removed when the domain reads the 200, which this test does not see: poll.
+        #expect(await eventually { try store.notices(for: "bob@sip.test").isEmpty })
         await domain.stop()
     }
 
@@ -270,7 +270,8 @@ struct EmbeddedDomainTests {
         let alice = try RawEndpoint(user: "alice", serverPort: port)
         #expect(try await alice.message(to: "sip:bob@sip.test", text: "call me", password: "pw-alice")?.statusCode == 480)
         #expect(try await alice.message(to: "sip:nobody@sip.test", text: "hi", password: "pw-alice")?.statusCode == 404)
-        for _ in 0..<50 where (try? store.notices(for: "bob@sip.test").count) != 1 { try await Task.sleep(for: .milliseconds(20)) }
+        await domain.storeSettled()
+        #expect(try store.notices(for: "bob@sip.test").count == 1)
 
         let bob = try RawEndpoint(user: "bob", serverPort: port)
         #expect(try await bob.register(password: "pw-bob")?.statusCode == 200)

@@ -171,8 +171,7 @@ struct PJSUAInteropTests {
             #expect(notice?.body?.hasSuffix("UTC: ping while frozen") == true)
         }
         // Accepted by an endpoint: the store no longer holds it.
-        for _ in 0..<100 where (try? store.notices(for: "bob@sip.test").count) != 0 { try await Task.sleep(for: .milliseconds(50)) }
-        #expect(try store.notices(for: "bob@sip.test").isEmpty)
+        #expect(await eventually(timeout: 5) { try store.notices(for: "bob@sip.test").isEmpty })
         for agent in [alice, laptop, phone] { await agent.stop() }
         await domain.stop()
     }

@@ -125,6 +125,28 @@ struct SIPEdgeTests {
         await edge.stop()
     }
 
+    @Test("responses the transaction user sends without a To tag get one, the same for every response of the transaction (§8.2.6.2)")
+    func toTagPerTransaction() async throws {
+        let (edge, _) = try await Self.start { request in
+            request.respond(request.request.makeResponse(180))
+            request.respond(request.request.makeResponse(486))
+        }
+        let client = try UDPClient()
+        let invite = Self.message(branch: "z9hG4bKtag1", via: "SIP/2.0/UDP 127.0.0.1:\(client.port)")
+            .replacingOccurrences(of: "MESSAGE sip:", with: "INVITE sip:").replacingOccurrences(of: "1 MESSAGE", with: "1 INVITE")
+        try client.send(invite, to: edge.udpAddress!.port!)
+        var tags: [Int: String] = [:]
+        while tags.count < 3, let text = await client.receive(timeout: 5),
+              case .response(let response)? = try? SIPParser().parse(datagram: text) {
+            tags[response.statusCode] = response.to?.tag ?? ""
+        }
+        #expect(tags[100] == "", "a 100 carries no tag (§8.2.6.1)")
+        let ringing = try #require(tags[180])
+        #expect(!ringing.isEmpty)
+        #expect(tags[486] == ringing)
+        await edge.stop()
+    }
+
     @Test("an INVITE gets 100 Trying at once; its 486 is retransmitted over UDP until the ACK, which the transaction absorbs (§17.2.1)")
     func inviteRetransmissions() async throws {
         // T1 100 ms: Timer G fires at 100, 200, 400, 400 ... ms and Timer H at 6.4 s, far beyond

@@ -8,20 +8,26 @@ import Glibc
 /// once a Kamailio had been started in the same test process, so the tests reap their children
 /// themselves with `waitpid`.
 public enum ChildProcess {
-    /// Waits up to `timeout` seconds for `pid` to exit; its exit status (a signal number for a
-    /// killed process, as `Process.terminationStatus` gives it), or nil if it is still running.
-    /// Blocks the calling thread: call it off the cooperative pool.
-    public static func wait(_ pid: Int32, timeout: Double) -> Int32? {
+    public enum Exit: Hashable, Sendable {
+        /// Reaped here: the exit status, or the signal number for a killed process (as
+        /// `Process.terminationStatus` gives it).
+        case status(Int32)
+        /// Foundation's monitor reaped it first: `Process.terminationStatus` has the status.
+        case reapedByFoundation
+    }
+
+    /// Waits up to `timeout` seconds for `pid` to exit; nil if it is still running. Blocks the
+    /// calling thread: call it off the cooperative pool.
+    public static func wait(_ pid: Int32, timeout: Double) -> Exit? {
         let deadline = Date().addingTimeInterval(timeout)
         repeat {
             var status: Int32 = 0
             let result = waitpid(pid, &status, WNOHANG)
             if result == pid {
                 let signal = status & 0x7f
-                return signal == 0 ? (status >> 8) & 0xff : signal
+                return .status(signal == 0 ? (status >> 8) & 0xff : signal)
             }
-            // Already reaped elsewhere (Foundation's monitor): gone, status unknown.
-            if result == -1, errno == ECHILD { return 0 }
+            if result == -1, errno == ECHILD { return .reapedByFoundation }
             usleep(20_000)
         } while Date() < deadline
         return nil

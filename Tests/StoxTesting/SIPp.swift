@@ -40,9 +40,19 @@ public enum SIPp {
         let pid = process.processIdentifier
         let status: Int32 = await withCheckedContinuation { continuation in
             DispatchQueue.global().async {
-                if let status = ChildProcess.wait(pid, timeout: limit + 10) { return continuation.resume(returning: status) }
-                kill(pid, SIGKILL)
-                continuation.resume(returning: ChildProcess.wait(pid, timeout: 5) ?? SIGKILL)
+                var exit = ChildProcess.wait(pid, timeout: limit + 10)
+                if exit == nil {
+                    kill(pid, SIGKILL)
+                    exit = ChildProcess.wait(pid, timeout: 5)
+                }
+                switch exit {
+                case .status(let status): continuation.resume(returning: status)
+                case .reapedByFoundation:
+                    // Foundation saw the exit, so it has the real status: never take it for 0.
+                    process.waitUntilExit()
+                    continuation.resume(returning: process.terminationStatus)
+                case nil: continuation.resume(returning: SIGKILL)
+                }
             }
         }
         let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
