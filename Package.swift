@@ -27,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.0"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
     ],
     targets: [
         // expat, the streaming XML tokenizer (libexpat1-dev).
@@ -116,11 +117,28 @@ let package = Package(
             dependencies: ["SIPCore", "XMPPCore", "XMLCore"],
             swiftSettings: strictSettings
         ),
+        // The gateway itself: the SIP domain and XMPP federation wired through Interworking, the
+        // durable queue, presence subscriptions both ways, configuration, metrics.
+        .target(
+            name: "Gateway",
+            dependencies: [
+                "SIPCore", "SIPEdge", "SIPDomain", "XMPPCore", "XMLCore", "XMPPFederation", "Interworking", "GatewayStore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "stox",
             dependencies: [
-                "SIPCore", "XMPPCore", "Interworking", "GatewayStore",
+                "SIPCore", "XMPPCore", "Interworking", "GatewayStore", "Gateway",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),
@@ -183,6 +201,12 @@ let package = Package(
         .testTarget(
             name: "XMPPFederationTests",
             dependencies: ["XMPPFederation", "StoxDNS", "StoxTesting", .product(name: "NIOPosix", package: "swift-nio")],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "GatewayTests",
+            dependencies: ["Gateway", "SIPCore", "SIPDomain", "SIPEdge", "GatewayStore", "XMPPFederation", "StoxTesting",
+                           .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSettings
         ),
         .testTarget(

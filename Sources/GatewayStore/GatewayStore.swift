@@ -61,6 +61,35 @@ public struct StoredWatcherDecision: Hashable, Sendable {
 
 /// A notice the gateway owes a user (the "missed message" of a delivery nobody accepted),
 /// kept until one of the user's endpoints accepts it.
+/// A presence subscription that crosses the gateway.
+public struct StoredSubscription: Hashable, Sendable {
+    public enum Direction: String, Hashable, Sendable, CaseIterable {
+        /// An XMPP user watches a SIP user of the embedded domain.
+        case xmppWatchesSIP = "xmpp-watches-sip"
+        /// A SIP user watches an XMPP user.
+        case sipWatchesXMPP = "sip-watches-xmpp"
+    }
+
+    public enum State: String, Hashable, Sendable {
+        /// Waiting for the presentity's answer.
+        case pending
+        /// Authorized: the watcher gets presence.
+        case active
+    }
+
+    public var direction: Direction
+    public var presentity: String
+    public var watcher: String
+    public var state: State
+
+    public init(direction: Direction, presentity: String, watcher: String, state: State) {
+        self.direction = direction
+        self.presentity = presentity
+        self.watcher = watcher
+        self.state = state
+    }
+}
+
 public struct StoredNotice: Hashable, Sendable {
     public var id: Int64
     public var addressOfRecord: String
@@ -134,6 +163,17 @@ public final class GatewayStore: Sendable {
                     enqueued_at REAL NOT NULL, not_before REAL NOT NULL, delivered_at REAL,
                     UNIQUE (direction, message_id));
                 CREATE INDEX outbound_due ON outbound (direction, delivered_at, not_before, id);
+                """)
+        }
+        migrator.registerMigration("v3: presence subscriptions across the gateway") { db in
+            // Who watches whom across the two networks, in both directions, with where the
+            // authorization stands: what lets a restarted gateway send every XMPP watcher of a
+            // SIP user its current presence and ask XMPP contacts again for what SIP users watch.
+            try db.execute(sql: """
+                CREATE TABLE subscriptions (
+                    direction TEXT NOT NULL, presentity TEXT NOT NULL, watcher TEXT NOT NULL,
+                    state TEXT NOT NULL, updated_at REAL NOT NULL,
+                    PRIMARY KEY (direction, presentity, watcher));
                 """)
         }
         return migrator
@@ -249,6 +289,33 @@ public final class GatewayStore: Sendable {
             return rows.compactMap { row in
                 WatcherDecision(rawValue: row["decision"]).map {
                     StoredWatcherDecision(presentity: row["presentity"], watcher: row["watcher"], decision: $0)
+                }
+            }
+        }
+    }
+
+    // MARK: Subscriptions across the gateway
+
+    /// Records (or, with nil, removes) a subscription across the gateway.
+    public func setSubscription(_ state: StoredSubscription.State?, direction: StoredSubscription.Direction,
+                                presentity: String, watcher: String) throws {
+        try writer.write { db in
+            if let state {
+                try db.execute(sql: "INSERT OR REPLACE INTO subscriptions VALUES (?, ?, ?, ?, ?)",
+                               arguments: [direction.rawValue, presentity, watcher, state.rawValue, Date().timeIntervalSince1970])
+            } else {
+                try db.execute(sql: "DELETE FROM subscriptions WHERE direction = ? AND presentity = ? AND watcher = ?",
+                               arguments: [direction.rawValue, presentity, watcher])
+            }
+        }
+    }
+
+    public func subscriptions(direction: StoredSubscription.Direction) throws -> [StoredSubscription] {
+        try writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM subscriptions WHERE direction = ? ORDER BY presentity, watcher",
+                             arguments: [direction.rawValue]).compactMap { row in
+                StoredSubscription.State(rawValue: row["state"]).map {
+                    StoredSubscription(direction: direction, presentity: row["presentity"], watcher: row["watcher"], state: $0)
                 }
             }
         }

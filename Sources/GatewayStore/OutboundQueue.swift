@@ -40,9 +40,15 @@ public struct OutboundMessage: Hashable, Sendable {
 /// Thread-safety: the pending batch is guarded by `lock`; writes run on one serial queue.
 public final class OutboundQueue: @unchecked Sendable {
     public enum Enqueued: Hashable, Sendable {
-        case stored
+        /// Written, as this row (what `acknowledge` and `retry` take).
+        case stored(id: Int64)
         /// The same (direction, messageID) is already queued or was: nothing written.
         case duplicate
+
+        public var id: Int64? {
+            if case .stored(let id) = self { return id }
+            return nil
+        }
     }
 
     private let store: GatewayStore
@@ -103,7 +109,7 @@ public final class OutboundQueue: @unchecked Sendable {
                         INSERT OR IGNORE INTO outbound (direction, message_id, destination, payload, enqueued_at, not_before)
                         VALUES (?, ?, ?, ?, ?, ?)
                         """, arguments: [message.direction, message.messageID, message.destination, Data(message.payload), now, now])
-                    return db.changesCount == 1 ? .stored : .duplicate
+                    return db.changesCount == 1 ? .stored(id: db.lastInsertedRowID) : .duplicate
                 }
             }
         }

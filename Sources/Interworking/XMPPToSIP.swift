@@ -197,6 +197,16 @@ public struct XMPPToSIP: Sendable {
         return thousandths == 0 ? "0" : "0." + trimmed
     }
 
+    /// Resources most available first (then by priority): the order of tuples in a document, so
+    /// that a user agent reading only the first tuple shows the best one.
+    public func ordered(_ presences: [XMPPPresence]) -> [XMPPPresence] {
+        func rank(_ presence: XMPPPresence) -> (Int, Int) {
+            let state = PresenceState(presence)
+            return (mappings.xmppToLync[state]?.value.availability ?? Int.max, -Int(presence.priority ?? 0))
+        }
+        return presences.sorted { rank($0) < rank($1) }
+    }
+
     /// The presence a SIP user should see for several resources: the most available one, ordered
     /// by the Lync availability each state publishes (presence-xmpp-to-lync.tsv), lowest first.
     func mostAvailable(_ presences: [XMPPPresence]) -> XMPPPresence {

@@ -118,9 +118,41 @@ extension EmbeddedDomain {
         server.respond(response)
     }
 
-    /// What watchers of `aor` see now.
+    /// What watchers of `aor` see now: a local user's endpoints composed, or the document the
+    /// gateway supplied for a foreign presentity (closed until it has one). On the loop.
     public func composedPresence(of aor: String) -> PIDFDocument {
-        PresenceComposer.compose(entity: "sip:\(aor)", publications: (publications[aor] ?? [:]).values.map(\.publication))
+        if presenceHooks != nil, isForeign(String(aor.split(separator: "@").last ?? "")) {
+            return foreignDocuments[aor] ?? PIDFDocument(entity: "sip:\(aor)", tuples: [PIDFTuple(id: "stox-offline", basic: .closed)])
+        }
+        return PresenceComposer.compose(entity: "sip:\(aor)", publications: (publications[aor] ?? [:]).values.map(\.publication))
+    }
+
+    /// A local user's presence as one state, for watchers on a network that shows one
+    /// presence per contact (the most available endpoint's document). On the loop.
+    public func aggregatedPresence(of aor: String, tupleID: String) -> PIDFDocument {
+        PresenceComposer.aggregate(entity: "sip:\(aor)", publications: (publications[aor] ?? [:]).values.map(\.publication), tupleID: tupleID)
+    }
+
+    /// Sets the document of a foreign presentity (from the gateway) and notifies the local
+    /// users watching it; nil forgets it (closed).
+    public func setForeignPresence(_ presentity: String, _ document: PIDFDocument?) {
+        loop.execute { [self] in
+            foreignDocuments[presentity] = document
+            for id in watchersByPresentity[presentity] ?? [] { notify(id) }
+        }
+    }
+
+    /// Whether any local user watches `presentity` now.
+    public func hasWatchers(_ presentity: String) -> EventLoopFuture<Bool> {
+        loop.submit { [self] in !(watchersByPresentity[presentity]?.isEmpty ?? true) }
+    }
+
+    /// The decision that applies to `watcher` seeing `presentity`: stored, else the domain's
+    /// policy; nil means the presentity has to be asked.
+    public func watcherDecision(presentity: String, watcher: String) -> EventLoopFuture<WatcherDecision?> {
+        let promise = loop.makePromise(of: WatcherDecision?.self)
+        loop.execute { [self] in decision(presentity: presentity, watcher: watcher) { promise.succeed($0) } }
+        return promise.futureResult
     }
 
     // MARK: SUBSCRIBE / NOTIFY (RFC 6665 §4.2, RFC 3856 §6)
@@ -151,6 +183,9 @@ extension EmbeddedDomain {
                     watchersByPresentity[presentity, default: []].insert(id)
                     armExpiry(id)
                     notify(id)
+                    if let hooks = presenceHooks, isForeign(String(presentity.split(separator: "@").last ?? "")) {
+                        hooks.foreignSubscription(presentity, watcher, decision)
+                    }
                 }
             }
         }
@@ -265,6 +300,7 @@ extension EmbeddedDomain {
 
     func presenceChanged(_ aor: String) {
         for id in watchersByPresentity[aor] ?? [] { notify(id) }
+        presenceHooks?.localPresenceChanged(aor)
     }
 
     func terminateAllSubscriptions() {
@@ -282,6 +318,9 @@ extension EmbeddedDomain {
     /// "ask" (the subscription stays pending).
     private func decision(presentity: String, watcher: String, then: @escaping @Sendable (WatcherDecision?) -> Void) {
         if presentity == watcher { return then(.allow) }  // one's own other devices
+        // A foreign presentity decides for itself (its network answers the subscription): only
+        // what it said counts, never this domain's policy.
+        let foreignPresentity = presenceHooks != nil && isForeign(String(presentity.split(separator: "@").last ?? ""))
         let store = self.store
         storeQueue.async { [self] in
             // A failed read leaves the watcher pending (reported): never allowed by accident.
@@ -294,6 +333,7 @@ extension EmbeddedDomain {
             }
             loop.execute { [self] in
                 if let stored { return then(stored) }
+                if foreignPresentity { return then(nil) }
                 switch configuration.watcherPolicy {
                 case .allowAll: then(.allow)
                 case .allowSameDomain:
@@ -306,12 +346,16 @@ extension EmbeddedDomain {
     }
 
     /// Records the user's decision about a watcher (it persists) and applies it to live
-    /// subscriptions at once: pending ones become active, or end with `rejected`.
-    public func decide(presentity: String, watcher: String, _ decision: WatcherDecision) async throws {
+    /// subscriptions at once: pending ones become active, or end with `rejected`. With
+    /// `remember: false` a refusal ends live subscriptions but is not kept: the watcher may ask
+    /// again (an XMPP contact that said `unsubscribed` can be asked anew, RFC 6121 §3.2).
+    public func decide(presentity: String, watcher: String, _ decision: WatcherDecision, remember: Bool = true) async throws {
         let store = self.store
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             storeQueue.async {
-                continuation.resume(with: Result { try store.setDecision(decision, presentity: presentity, watcher: watcher) })
+                continuation.resume(with: Result {
+                    try store.setDecision(remember ? decision : nil, presentity: presentity, watcher: watcher)
+                })
             }
         }
         try await loop.submit { [self] in apply(decision, presentity: presentity, watcher: watcher) }.get()

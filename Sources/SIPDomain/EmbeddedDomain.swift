@@ -38,6 +38,11 @@ public final class EmbeddedDomain: @unchecked Sendable {
     let diagnostics: @Sendable (String) -> Void
     /// RFC 3263 for peer domains without a configured next hop.
     private let locator: SIPLocator?
+    /// The gateway's side of presence: local users' changes go out, and local users may watch
+    /// presentities of other networks (foreign ones) whose documents the gateway supplies.
+    let presenceHooks: PresenceHooks?
+    /// The current documents of foreign presentities that local users watch.
+    var foreignDocuments: [String: PIDFDocument] = [:]
 
     static let allowedMethods: [SIPMethod] = [.register, .message, .subscribe, .publish, .options, .invite, .ack, .bye, .cancel]
 
@@ -45,13 +50,30 @@ public final class EmbeddedDomain: @unchecked Sendable {
     /// they come from, authenticated.
     public typealias ForeignHandler = @Sendable (SIPServerRequest, _ sender: String) -> Void
 
+    /// What the gateway hears about presence, on the domain's loop.
+    public struct PresenceHooks: Sendable {
+        /// A local user's presence changed (read it with `aggregatedPresence(of:)`).
+        public var localPresenceChanged: @Sendable (_ aor: String) -> Void
+        /// A local user subscribed to a foreign presentity: a new subscription, with the decision
+        /// stored so far (nil: the foreign user has not answered yet). Refreshes do not call this.
+        public var foreignSubscription: @Sendable (_ presentity: String, _ watcher: String, _ decision: WatcherDecision?) -> Void
+
+        public init(localPresenceChanged: @escaping @Sendable (_ aor: String) -> Void,
+                    foreignSubscription: @escaping @Sendable (_ presentity: String, _ watcher: String, _ decision: WatcherDecision?) -> Void) {
+            self.localPresenceChanged = localPresenceChanged
+            self.foreignSubscription = foreignSubscription
+        }
+    }
+
     private init(configuration: EmbeddedDomainConfiguration, edge: SIPEdge, store: GatewayStore,
-                 bindings: [SIPBinding], foreign: ForeignHandler?, diagnostics: @escaping @Sendable (String) -> Void) {
+                 bindings: [SIPBinding], foreign: ForeignHandler?, presence: PresenceHooks?,
+                 diagnostics: @escaping @Sendable (String) -> Void) {
         self.configuration = configuration
         self.edge = edge
         self.store = store
         self.loop = edge.eventLoop
         self.foreign = foreign
+        self.presenceHooks = presence
         self.diagnostics = diagnostics
         self.locator = (configuration.dnsServer ?? SRVResolver.systemServer()).map {
             SIPLocator(server: $0, loop: edge.eventLoop, tls: edge.tlsAddress != nil)
@@ -67,7 +89,7 @@ public final class EmbeddedDomain: @unchecked Sendable {
     /// registered before a restart and have not expired are restored from the store.
     public static func start(_ configuration: EmbeddedDomainConfiguration, edge edgeConfiguration: SIPEdgeConfiguration,
                              store: GatewayStore, group: any EventLoopGroup,
-                             foreign: ForeignHandler? = nil,
+                             foreign: ForeignHandler? = nil, presence: PresenceHooks? = nil,
                              diagnostics: @escaping @Sendable (String) -> Void = EmbeddedDomain.standardError) async throws -> EmbeddedDomain {
         let restored = try await Self.onQueue { try store.bindings() }.compactMap { Self.binding(from: $0, configuration: configuration) }
         let slot = DomainSlot()
@@ -81,7 +103,7 @@ public final class EmbeddedDomain: @unchecked Sendable {
             },
             ack: { ack, _ in slot.domain?.receivedACK(ack) }), group: group)
         let domain = EmbeddedDomain(configuration: configuration, edge: edge, store: store, bindings: restored, foreign: foreign,
-                                    diagnostics: diagnostics)
+                                    presence: presence, diagnostics: diagnostics)
         try await edge.eventLoop.submit {
             slot.domain = domain
             domain.startDecisionPoll()
@@ -133,6 +155,10 @@ public final class EmbeddedDomain: @unchecked Sendable {
                     server.respond(Self.response(to: request, for: outcome))
                 }
             }
+        case .subscribe where presenceHooks != nil && isForeign(request.uri.host):
+            // A local user watching someone on the other network: the domain is the notifier,
+            // the gateway supplies the documents and the authorization.
+            subscribe(server)
         case _ where !configuration.serves(request.uri.host):
             // Not an open relay: only the served domains and, with the gateway, XMPP ones; and
             // only the domain's own users may send there.
@@ -294,13 +320,20 @@ public final class EmbeddedDomain: @unchecked Sendable {
         }
     }
 
+    /// A host that is neither served here nor a peer SIP network: the gateway's other side.
+    func isForeign(_ host: String) -> Bool {
+        !configuration.serves(host) && configuration.peer(for: host) == nil
+    }
+
     /// Runs `then` with the Request-URI's address-of-record if that user exists, else 404.
+    /// A foreign user (with the gateway's presence hooks) exists as far as this domain knows.
     func withExistingUser(_ server: SIPServerRequest, then: @escaping @Sendable (String) -> Void) {
         let request = server.request
         guard let user = request.uri.decodedUser, !user.isEmpty else {
             return server.respond(request.makeResponse(404))
         }
         let domain = request.uri.host.lowercased()
+        if presenceHooks != nil, isForeign(domain) { return then("\(user)@\(domain)") }
         let store = self.store
         storeQueue.async { [self] in
             let lookup = Result { try store.user(username: user, domain: domain) }
@@ -362,7 +395,9 @@ public final class EmbeddedDomain: @unchecked Sendable {
         }
     }
 
-    private func deliver(_ request: SIPRequest, to aor: String, budget: Duration?, completion: @escaping @Sendable (SIPDeliveryOutcome) -> Void) {
+    /// The same, for a caller already on the domain's loop (the gateway): no task, no hop.
+    public func deliver(_ request: SIPRequest, to aor: String, budget: Duration?, completion: @escaping @Sendable (SIPDeliveryOutcome) -> Void) {
+        loop.preconditionInEventLoop()
         let local = configuration.serves(String(aor.split(separator: "@").last ?? ""))
         deliveryBindings(aor).whenSuccess { [self] bindings in
             ForkedDelivery.start(request, to: bindings, edge: edge, budget: budget) { [self] outcome in

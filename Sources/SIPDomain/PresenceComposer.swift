@@ -99,6 +99,22 @@ public enum PresenceComposer {
                             devices: publications.flatMap(\.document.devices))
     }
 
+    /// One state for a user: the most available endpoint's document, reduced to a single tuple
+    /// named `tupleID` (an open one when there is), for networks that show one presence per
+    /// contact. Several endpoints would otherwise look like several resources, and a change on
+    /// one would send one presence per resource to every watcher.
+    public static func aggregate(entity: String, publications: [Publication], tupleID: String) -> PIDFDocument {
+        guard let best = publications.max(by: { (PresenceAvailability($0.document), $0.sequence) < (PresenceAvailability($1.document), $1.sequence) }),
+              var tuple = best.document.tuples.first(where: { $0.basic == .open }) ?? best.document.tuples.first
+        else {
+            return PIDFDocument(entity: entity, tuples: [PIDFTuple(id: tupleID, basic: .closed)])
+        }
+        tuple.id = tupleID
+        tuple.contact = nil  // one device's address says nothing about the user
+        return PIDFDocument(entity: entity, tuples: [tuple], notes: best.document.notes,
+                            persons: Array(best.document.persons.prefix(1)))
+    }
+
     /// The same state as Lync categories, for watchers that accept them.
     public static func categories(entity: String, document: PIDFDocument) -> MSRTCCategories {
         let availability = PresenceAvailability(document)

@@ -2,13 +2,16 @@ import ArgumentParser
 
 /// The `stox` command line.
 @main
-struct Stox: ParsableCommand {
+struct Stox: AsyncParsableCommand {
     static let version = "0.1.0"
 
     static let configuration = CommandConfiguration(
         commandName: "stox",
         abstract: "A SIP/SIMPLE <-> XMPP federation gateway.",
         discussion: """
+            `stox run` starts the gateway (configuration: Config/stox.conf); `stox check-config` \
+            explains what it would do.
+
             Stox joins SIP-based unified communications (SIMPLE presence and IM, Lync/Skype for \
             Business style, several endpoints per user) with XMPP servers over real server-to-server \
             federation, so people on both sides see each other's presence and chat.
@@ -18,6 +21,6 @@ struct Stox: ParsableCommand {
             manages the SIP users of the embedded registrar; `stox watchers` who may see their presence.
             """,
         version: version,
-        subcommands: [Inspect.self, Mappings.self, Translate.self, Users.self, Watchers.self]
+        subcommands: [Run.self, CheckConfig.self, Inspect.self, Mappings.self, Translate.self, Users.self, Watchers.self]
     )
 }

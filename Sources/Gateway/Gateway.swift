@@ -1,0 +1,308 @@
+import Dispatch
+import Foundation
+import GatewayStore
+import Interworking
+import Logging
+import NIOCore
+import SIPCore
+import SIPDomain
+import SIPEdge
+import XMLCore
+import XMPPCore
+import XMPPFederation
+
+/// The XMPP side as the gateway uses it: server-to-server federation or a component link.
+protocol XMPPSide: Sendable {
+    func send(_ element: XMLElement)
+    func shutdown() -> EventLoopFuture<Void>
+}
+
+extension S2SService: XMPPSide {}
+extension ComponentService: XMPPSide {}
+
+/// The gateway: the embedded SIP domain on one side, XMPP federation (or a component link) on
+/// the other, and every crossing translated by `Interworking` from the tables in `Mappings/`.
+/// Messages cross through the durable queue in SQLite; presence subscriptions in both
+/// directions are kept in the store with their authorization.
+///
+/// Loop-bound: the SIP edge, the XMPP side and this class share one event loop, so a message
+/// crosses without a thread hop; every mutable property is touched only there. Blocking store
+/// calls run on `storeQueue` and come back to the loop.
+public final class Gateway: @unchecked Sendable {
+    public let configuration: GatewayConfiguration
+    let loop: any EventLoop
+    let store: GatewayStore
+    let queue: OutboundQueue
+    let storeQueue = DispatchQueue(label: "stox.gateway.store")
+    var logger: Logger
+    public let metrics = GatewayMetrics()
+    private(set) var mappings: MappingSet
+    private(set) var toXMPP: SIPToXMPP
+    private(set) var toSIP: XMPPToSIP
+    var domain: EmbeddedDomain!
+    var xmpp: (any XMPPSide)!
+    /// The XMPP domains the gateway stands for (the SIP domains, mapped).
+    private(set) var xmppDomains: Set<String> = []
+    var stopping = false
+
+    // Presence (Gateway+Presence.swift); here because extensions cannot store.
+    /// XMPP watchers of each local SIP user, with where their authorization stands.
+    var xmppWatchers: [String: [JID: StoredSubscription.State]] = [:]
+    /// What each local user's XMPP watchers were last sent (one presence per change, no repeats).
+    var lastSentPresence: [String: XMPPPresence] = [:]
+    /// The resources of XMPP users that local SIP users watch, by the XMPP user's address.
+    var foreignResources: [String: [String: XMPPPresence]] = [:]
+    var pendingPoll: RepeatedTask?
+    // Messages (Gateway+Messages.swift).
+    /// Lync-style IM sessions a local user opened towards an XMPP user, by (local, remote).
+    var sessions: [SessionKey: IMSession] = [:]
+    /// Queue rows older than this were left by a previous run.
+    let startedAt = Date()
+
+    struct SessionKey: Hashable {
+        let local: String
+        let remote: JID
+    }
+
+    init(configuration: GatewayConfiguration, loop: any EventLoop, store: GatewayStore, mappings: MappingSet, logger: Logger) {
+        self.configuration = configuration
+        self.loop = loop
+        self.store = store
+        self.queue = OutboundQueue(store: store)
+        self.mappings = mappings
+        self.toXMPP = SIPToXMPP(mappings)
+        self.toSIP = XMPPToSIP(mappings)
+        self.logger = logger
+        let queue = self.queue
+        metrics.queueDepth = { try? queue.depth() }
+    }
+
+    /// What `/health` says: the store answers, and the XMPP side has at least the links it
+    /// needs (in component mode, the component link; in s2s mode links open on demand, so none
+    /// is needed).
+    public func health() -> (ok: Bool, json: String) {
+        let depth = try? queue.depth()
+        let links = metrics.linksUpCount
+        let xmppOK = configuration.xmppMode == .s2s || links > 0
+        let ok = depth != nil && xmppOK
+        return (ok, "{\"status\":\"\(ok ? "ok" : "degraded")\",\"store\":\(depth != nil),\"queue_depth\":\(depth ?? -1),\"xmpp_links_up\":\(links)}\n")
+    }
+
+    /// Opens the store, loads the tables, starts the SIP domain and the XMPP side, and sends
+    /// what a previous run left queued.
+    public static func start(_ configuration: GatewayConfiguration, group: any EventLoopGroup, logger: Logger) async throws -> Gateway {
+        let mappings = try MappingDirectory.load(configuration.mappingsPath)
+        let store = try GatewayStore(path: configuration.storePath)
+        let slot = GatewaySlot()
+        var sip = SIPEdgeConfiguration(host: configuration.sipListen, udpPort: configuration.sipUDPPort,
+                                       tcpPort: configuration.sipTCPPort, tlsPort: configuration.sipTLSPort)
+        if let certificate = configuration.sipCertificate, let key = configuration.sipKey {
+            sip.tls = SIPTLSConfiguration(certificateChainPath: certificate, privateKeyPath: key, trustedCAPath: configuration.xmppCA)
+        } else {
+            sip.tlsPort = nil
+        }
+        let domainConfiguration = EmbeddedDomainConfiguration(
+            domains: configuration.sipDomains,
+            endpointClasses: [EndpointClass(name: "desktop", acceptanceTimeout: configuration.desktopAcceptance),
+                              EndpointClass(name: "mobile", acceptanceTimeout: configuration.mobileAcceptance)],
+            watcherPolicy: configuration.watcherPolicy)
+        let diagnosticsLogger = logger
+        let domain = try await EmbeddedDomain.start(
+            domainConfiguration, edge: sip, store: store, group: group,
+            foreign: { server, sender in slot.gateway?.fromSIP(server, sender: sender) },
+            presence: EmbeddedDomain.PresenceHooks(
+                localPresenceChanged: { aor in slot.gateway?.localPresenceChanged(aor) },
+                foreignSubscription: { presentity, watcher, decision in
+                    slot.gateway?.sipWatcherAdded(presentity: presentity, watcher: watcher, decision: decision)
+                }),
+            diagnostics: { diagnosticsLogger.warning("\($0)", metadata: ["component": "sip-domain"]) })
+        let gateway = Gateway(configuration: configuration, loop: domain.edge.eventLoop, store: store, mappings: mappings, logger: logger)
+        gateway.domain = domain
+        do {
+            try await gateway.startXMPP(slot: slot)
+            try await gateway.loop.submit {
+                slot.gateway = gateway
+            }.get()
+            try await gateway.restore()
+        } catch {
+            await domain.stop()
+            _ = try? await gateway.xmpp?.shutdown().get()
+            throw error
+        }
+        logger.info("gateway started", metadata: [
+            "sip": "\(configuration.sipDomains.joined(separator: ","))",
+            "xmpp": "\(gateway.xmppDomains.sorted().joined(separator: ","))",
+            "mode": "\(configuration.xmppMode.rawValue)",
+        ])
+        return gateway
+    }
+
+    private func startXMPP(slot: GatewaySlot) async throws {
+        for domain in configuration.sipDomains {
+            let jid = try toXMPP.addresses.jid(SIPURI(scheme: .sip, user: nil, host: domain)).value
+            xmppDomains.insert(jid.domainpart)
+        }
+        switch configuration.xmppMode {
+        case .s2s:
+            var s2s = S2SConfiguration(
+                servedDomains: xmppDomains,
+                tls: configuration.xmppCertificate.map { .init(certificateChainPath: $0, privateKeyPath: configuration.xmppKey ?? "") },
+                trustedCAPath: configuration.xmppCA,
+                dialbackSecret: configuration.dialbackSecret ?? Self.randomSecret(),
+                policies: configuration.peerPolicies, defaultPolicy: configuration.defaultPeerPolicy,
+                routes: configuration.routes.mapValues { (host: $0.host, port: $0.port) },
+                listenHost: configuration.xmppListen, listenPort: configuration.xmppPort)
+            s2s.establishTimeout = 30
+            let metrics = self.metrics
+            let logger = self.logger
+            let service = S2SService(
+                configuration: s2s, eventLoop: loop,
+                onStanza: { element in slot.gateway?.fromXMPP(element) },
+                onEvent: { event in
+                    metrics.linkEvent(event)
+                    logger.info("s2s \(event)", metadata: ["component": "s2s"])
+                })
+            xmpp = service
+            let port = try await service.start().get()
+            s2sPort = port
+            logger.info("s2s listening", metadata: ["address": "\(configuration.xmppListen):\(port)"])
+        case .component:
+            guard let name = configuration.componentName, let secret = configuration.componentSecret else {
+                throw ConfigurationProblems(["xmpp.component.name, xmpp.component.secret: needed in component mode"])
+            }
+            xmppDomains = [name]
+            let logger = self.logger
+            let metrics = self.metrics
+            let service = ComponentService(
+                configuration: .init(componentName: name, secret: secret, host: configuration.componentServer.host,
+                                     port: configuration.componentServer.port),
+                eventLoop: loop, onStanza: { element in slot.gateway?.fromXMPP(element) },
+                onEvent: { event in
+                    metrics.componentEvent(event, name: name)
+                    logger.info("component \(event)", metadata: ["component": "xmpp-component"])
+                })
+            xmpp = service
+            service.start()
+        }
+    }
+
+    /// What a previous run left: queued messages go out, XMPP watchers are known again, and
+    /// the XMPP users that SIP users watch are probed for their current presence.
+    private func restore() async throws {
+        let store = self.store
+        let (watchers, watched) = try await onStore {
+            (try store.subscriptions(direction: .xmppWatchesSIP), try store.subscriptions(direction: .sipWatchesXMPP))
+        }
+        try await loop.submit { [self] in
+            for watcher in watchers {
+                guard let jid = try? JID(parsing: watcher.watcher) else { continue }
+                xmppWatchers[watcher.presentity, default: [:]][jid] = watcher.state
+            }
+            for subscription in watched where subscription.state == .active {
+                probe(presentity: subscription.presentity, watcher: subscription.watcher)
+            }
+            metrics.setSubscriptions(xmppWatchers.values.reduce(0) { $0 + $1.count }, direction: "xmpp-watches-sip")
+            metrics.setSubscriptions(watched.count, direction: "sip-watches-xmpp")
+            startPendingPoll()
+            redeliverLeftovers()
+        }.get()
+    }
+
+    /// Stops taking new work, answers what is in flight, ends SIP subscriptions and sessions
+    /// properly (NOTIFY terminated, BYE), closes the XMPP streams, and waits for queued store
+    /// writes: what was accepted and not yet sent stays queued for the next start.
+    public func stop() async {
+        try? await loop.submit { [self] in
+            stopping = true
+            pendingPoll?.cancel()
+            for session in sessions.values { session.close() }
+            sessions = [:]
+        }.get()
+        await domain.stop()
+        _ = try? await xmpp.shutdown().get()
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            storeQueue.async { continuation.resume() }
+        }
+        logger.info("gateway stopped")
+    }
+
+    /// Swaps in new tables (SIGHUP). The caller has loaded them, which validates them; the old
+    /// ones stay in force when they do not load.
+    public func reload(_ mappings: MappingSet) {
+        loop.execute { [self] in
+            self.mappings = mappings
+            toXMPP = SIPToXMPP(mappings)
+            toSIP = XMPPToSIP(mappings)
+            lastSentPresence = [:]
+            logger.info("mapping tables reloaded")
+        }
+    }
+
+    /// The subscriptions kept in the store (XMPP watchers of SIP users, or the reverse).
+    public func storedSubscriptions(watchers xmppWatchesSIP: Bool) throws -> [StoredSubscription] {
+        try store.subscriptions(direction: xmppWatchesSIP ? .xmppWatchesSIP : .sipWatchesXMPP)
+    }
+
+    /// The SIP edge's bound addresses (port 0 in tests).
+    public var sipEdge: SIPEdge { domain.edge }
+    public var sipDomain: EmbeddedDomain { domain }
+    /// The s2s listener's port, in s2s mode (the bound one when configured as 0).
+    public private(set) var s2sPort: Int?
+
+    // MARK: Helpers
+
+    func onStore<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            storeQueue.async { continuation.resume(with: Result { try work() }) }
+        }
+    }
+
+    /// Runs a store write off the loop; a failure is logged and counted.
+    func storeWrite(_ what: String, _ work: @escaping @Sendable (GatewayStore) throws -> Void) {
+        let store = self.store
+        let logger = self.logger
+        let metrics = self.metrics
+        storeQueue.async {
+            do {
+                try work(store)
+            } catch {
+                metrics.error("store")
+                logger.error("store write failed (\(what)): \(error)")
+            }
+        }
+    }
+
+    static func randomSecret() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+    }
+
+    /// `user@host` of a SIP URI (the address-of-record form the domain and the store use).
+    static func aor(_ uri: SIPURI) -> String {
+        "\(uri.decodedUser ?? "")@\(uri.host.lowercased())"
+    }
+
+    /// The SIP address-of-record an XMPP address stands for, through the tables.
+    func aor(of jid: JID) -> String? {
+        (try? toSIP.addresses.sipURI(jid.bare, includeResource: false).value).map(Self.aor)
+    }
+
+    /// The XMPP address a SIP address-of-record stands for, through the tables.
+    func jid(ofAOR aor: String) -> JID? {
+        SIPURI("sip:\(aor)").flatMap { try? toXMPP.addresses.jid($0).value }
+    }
+
+    func send(_ stanza: XMLElement) {
+        xmpp.send(stanza)
+    }
+}
+
+/// Lets the domain's callbacks, made before the gateway exists, find it once it does.
+final class GatewaySlot: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Gateway?
+    var gateway: Gateway? {
+        get { lock.withLock { value } }
+        set { lock.withLock { value = newValue } }
+    }
+}

@@ -1,0 +1,285 @@
+import Foundation
+import SIPDomain
+import XMPPCore
+
+/// Everything `stox run` needs, read from one file (`Config/stox.conf`) with environment
+/// overrides. Values are checked when read: a bad one is refused with its key and the reason,
+/// never replaced by a default.
+public struct GatewayConfiguration: Sendable {
+    public enum XMPPMode: String, Sendable, CaseIterable {
+        /// The gateway federates itself (RFC 6120 server-to-server).
+        case s2s
+        /// The gateway attaches to a local XMPP server as an XEP-0114 component.
+        case component
+    }
+
+    public struct Endpoint: Hashable, Sendable, CustomStringConvertible {
+        public var host: String
+        public var port: Int
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+        public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    }
+
+    // SIP
+    public var sipDomains: [String] = ["sip.localhost"]
+    public var sipListen = "127.0.0.1"
+    public var sipUDPPort: Int? = 5060
+    public var sipTCPPort: Int? = 5060
+    public var sipTLSPort: Int?
+    public var sipCertificate: String?
+    public var sipKey: String?
+    public var watcherPolicy: WatcherPolicy = .allowSameDomain
+    public var desktopAcceptance: Duration = .seconds(15)
+    public var mobileAcceptance: Duration = .seconds(60)
+
+    // XMPP
+    public var xmppMode: XMPPMode = .s2s
+    public var xmppListen = "127.0.0.1"
+    public var xmppPort = 5269
+    public var xmppCertificate: String?
+    public var xmppKey: String?
+    public var xmppCA: String?
+    /// Empty: a random secret for this process (XEP-0185 keys need only outlive a verification).
+    public var dialbackSecret: String?
+    public var defaultPeerPolicy: PeerPolicy = .secure
+    public var peerPolicies: [String: PeerPolicy] = [:]
+    public var routes: [String: Endpoint] = [:]
+    public var componentName: String?
+    public var componentServer = Endpoint(host: "127.0.0.1", port: 5347)
+    public var componentSecret: String?
+
+    // State, tables, operations
+    public var storePath = "var/stox.sqlite"
+    public var mappingsPath = "Mappings"
+    public var logLevel = "info"
+    /// `/metrics` and `/health`; nil disables them.
+    public var httpListen: Endpoint? = Endpoint(host: "127.0.0.1", port: 5280)
+
+    public init() {}
+
+    /// The keys a file may set, in the order `check-config` explains them.
+    public static let keys: [String] = [
+        "sip.domains", "sip.listen", "sip.udp_port", "sip.tcp_port", "sip.tls_port", "sip.certificate", "sip.key",
+        "sip.watcher_policy", "sip.accept_timeout.desktop", "sip.accept_timeout.mobile",
+        "xmpp.mode", "xmpp.listen", "xmpp.port", "xmpp.certificate", "xmpp.key", "xmpp.ca", "xmpp.dialback_secret",
+        "xmpp.peer_policy", "xmpp.peer_policies", "xmpp.routes",
+        "xmpp.component.name", "xmpp.component.server", "xmpp.component.secret",
+        "store.path", "mappings.path", "log.level", "http.listen",
+    ]
+
+    /// The environment variable that overrides `key`: `sip.udp_port` → `STOX_SIP_UDP_PORT`.
+    public static func environmentName(_ key: String) -> String {
+        "STOX_" + key.uppercased().replacingOccurrences(of: ".", with: "_")
+    }
+
+    /// Reads `path` (when given) and then the environment; every problem is reported at once.
+    public static func load(path: String?, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigurationProblems) -> GatewayConfiguration {
+        var values: [String: (value: String, origin: String)] = [:]
+        var problems: [String] = []
+        if let path {
+            guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+                throw ConfigurationProblems(["\(path): cannot be read"])
+            }
+            for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+                let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+                let trimmed = line.trimmingCharacters(in: .whitespaces)
+                guard !trimmed.isEmpty else { continue }
+                let origin = "\(path):\(index + 1)"
+                guard let equals = trimmed.firstIndex(of: "=") else {
+                    problems.append("\(origin): expected `key = value`")
+                    continue
+                }
+                let key = trimmed[..<equals].trimmingCharacters(in: .whitespaces)
+                let value = trimmed[trimmed.index(after: equals)...].trimmingCharacters(in: .whitespaces)
+                guard keys.contains(key) else {
+                    problems.append("\(origin): \(key): not a known key")
+                    continue
+                }
+                if values[key] != nil { problems.append("\(origin): \(key): set twice") }
+                values[key] = (value, origin)
+            }
+        }
+        for key in keys {
+            if let value = environment[environmentName(key)] { values[key] = (value, environmentName(key)) }
+        }
+        var configuration = GatewayConfiguration()
+        for key in keys {
+            guard let (value, origin) = values[key] else { continue }
+            do {
+                try configuration.set(key, value)
+            } catch {
+                problems.append("\(origin): \(key): \(error.reason)")
+            }
+        }
+        problems += configuration.consistencyProblems()
+        guard problems.isEmpty else { throw ConfigurationProblems(problems) }
+        return configuration
+    }
+
+    struct BadValue: Error {
+        let reason: String
+        init(_ reason: String) { self.reason = reason }
+    }
+
+    private mutating func set(_ key: String, _ value: String) throws(BadValue) {
+        let optional: String? = value.isEmpty ? nil : value
+        switch key {
+        case "sip.domains":
+            let domains = Self.list(value).map { $0.lowercased() }
+            guard !domains.isEmpty else { throw BadValue("at least one domain is needed") }
+            for domain in domains where (try? JID(parsing: domain)) == nil || domain.contains("@") || domain.contains("/") {
+                throw BadValue("\(domain) is not a domain name")
+            }
+            sipDomains = domains
+        case "sip.listen": sipListen = try Self.host(value)
+        case "sip.udp_port": sipUDPPort = try optional.map(Self.port)
+        case "sip.tcp_port": sipTCPPort = try optional.map(Self.port)
+        case "sip.tls_port": sipTLSPort = try optional.map(Self.port)
+        case "sip.certificate": sipCertificate = try optional.map(Self.readableFile)
+        case "sip.key": sipKey = try optional.map(Self.readableFile)
+        case "sip.watcher_policy":
+            switch value {
+            case "ask": watcherPolicy = .ask
+            case "same-domain": watcherPolicy = .allowSameDomain
+            case "all": watcherPolicy = .allowAll
+            default: throw BadValue("\(value): expected ask, same-domain or all")
+            }
+        case "sip.accept_timeout.desktop": desktopAcceptance = try Self.seconds(value, within: 1...300)
+        case "sip.accept_timeout.mobile": mobileAcceptance = try Self.seconds(value, within: 1...300)
+        case "xmpp.mode":
+            guard let mode = XMPPMode(rawValue: value) else { throw BadValue("\(value): expected s2s or component") }
+            xmppMode = mode
+        case "xmpp.listen": xmppListen = try Self.host(value)
+        case "xmpp.port": xmppPort = try Self.port(value)
+        case "xmpp.certificate": xmppCertificate = try optional.map(Self.readableFile)
+        case "xmpp.key": xmppKey = try optional.map(Self.readableFile)
+        case "xmpp.ca": xmppCA = try optional.map(Self.readableFile)
+        case "xmpp.dialback_secret":
+            if let optional, optional.utf8.count < 16 { throw BadValue("shorter than 16 bytes: guessable") }
+            dialbackSecret = optional
+        case "xmpp.peer_policy": defaultPeerPolicy = try Self.policy(value)
+        case "xmpp.peer_policies":
+            var policies: [String: PeerPolicy] = [:]
+            for item in Self.list(value) {
+                let parts = item.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                guard parts.count == 2, !parts[0].isEmpty else { throw BadValue("\(item): expected domain:policy") }
+                policies[parts[0].lowercased()] = try Self.policy(parts[1])
+            }
+            peerPolicies = policies
+        case "xmpp.routes":
+            var routes: [String: Endpoint] = [:]
+            for item in Self.list(value) {
+                let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                guard parts.count == 2, !parts[0].isEmpty else { throw BadValue("\(item): expected domain=host:port") }
+                routes[parts[0].lowercased()] = try Self.endpoint(parts[1])
+            }
+            self.routes = routes
+        case "xmpp.component.name": componentName = optional?.lowercased()
+        case "xmpp.component.server": componentServer = try Self.endpoint(value)
+        case "xmpp.component.secret": componentSecret = optional
+        case "store.path":
+            guard !value.isEmpty else { throw BadValue("a path is needed") }
+            storePath = value
+        case "mappings.path":
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: value, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw BadValue("\(value) is not a directory")
+            }
+            mappingsPath = value
+        case "log.level":
+            guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(value) else {
+                throw BadValue("\(value): expected trace, debug, info, notice, warning, error or critical")
+            }
+            logLevel = value
+        case "http.listen": httpListen = try optional.map(Self.endpoint)
+        default:
+            throw BadValue("not a known key")
+        }
+    }
+
+    /// Problems between keys, reported with the keys involved.
+    func consistencyProblems() -> [String] {
+        var problems: [String] = []
+        if (sipCertificate == nil) != (sipKey == nil) { problems.append("sip.certificate, sip.key: set both or neither") }
+        if sipTLSPort != nil, sipCertificate == nil { problems.append("sip.tls_port: needs sip.certificate and sip.key") }
+        if sipUDPPort == nil, sipTCPPort == nil, sipTLSPort == nil { problems.append("sip.udp_port, sip.tcp_port, sip.tls_port: no SIP listener") }
+        if (xmppCertificate == nil) != (xmppKey == nil) { problems.append("xmpp.certificate, xmpp.key: set both or neither") }
+        if xmppMode == .component {
+            if componentName == nil { problems.append("xmpp.component.name: needed in component mode") }
+            if componentSecret == nil { problems.append("xmpp.component.secret: needed in component mode (there is no default secret)") }
+        }
+        return problems
+    }
+
+    static func list(_ value: String) -> [String] {
+        value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
+    static func port(_ value: String) throws(BadValue) -> Int {
+        guard let port = Int(value), (0...65535).contains(port) else { throw BadValue("\(value) is not a port (0-65535)") }
+        return port
+    }
+
+    static func host(_ value: String) throws(BadValue) -> String {
+        guard !value.isEmpty, !value.contains(" ") else { throw BadValue("\(value) is not an address") }
+        return value
+    }
+
+    static func endpoint(_ value: String) throws(BadValue) -> Endpoint {
+        guard let colon = value.lastIndex(of: ":") else { throw BadValue("\(value): expected host:port") }
+        var host = String(value[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return Endpoint(host: try Self.host(host), port: try Self.port(String(value[value.index(after: colon)...])))
+    }
+
+    static func readableFile(_ value: String) throws(BadValue) -> String {
+        guard FileManager.default.isReadableFile(atPath: value) else { throw BadValue("\(value) is not a readable file") }
+        return value
+    }
+
+    static func seconds(_ value: String, within range: ClosedRange<Int>) throws(BadValue) -> Duration {
+        guard let seconds = Int(value), range.contains(seconds) else {
+            throw BadValue("\(value): expected whole seconds in \(range.lowerBound)...\(range.upperBound)")
+        }
+        return .seconds(seconds)
+    }
+
+    /// `secure`: TLS and a valid certificate (SASL EXTERNAL, or dialback over it);
+    /// `dialback`: TLS required, dialback proves the domain whatever the certificate;
+    /// `dialback-plain`: dialback without TLS, for private networks only.
+    static func policy(_ value: String) throws(BadValue) -> PeerPolicy {
+        switch value {
+        case "secure": return .secure
+        case "dialback": return PeerPolicy(tls: .required, allowDialback: true, requireValidCertificate: false)
+        case "dialback-plain": return PeerPolicy(tls: .optional, allowDialback: true, requireValidCertificate: false)
+        default: throw BadValue("\(value): expected secure, dialback or dialback-plain")
+        }
+    }
+
+    /// The policy as the file writes it.
+    public var watcherPolicyName: String {
+        switch watcherPolicy {
+        case .ask: "ask"
+        case .allowSameDomain: "same-domain"
+        case .allowAll: "all"
+        }
+    }
+
+    public static func policyName(_ policy: PeerPolicy) -> String {
+        switch (policy.tls, policy.requireValidCertificate) {
+        case (.required, true): "secure"
+        case (.required, false): "dialback"
+        default: "dialback-plain"
+        }
+    }
+}
+
+/// Every problem found in a configuration, one line each: `origin: key: reason`.
+public struct ConfigurationProblems: Error, CustomStringConvertible {
+    public let problems: [String]
+    init(_ problems: [String]) { self.problems = problems }
+    public var description: String { problems.joined(separator: "\n") }
+}

@@ -1,0 +1,78 @@
+import Foundation
+import XMPPFederation
+
+/// The gateway's counters and gauges, rendered in the Prometheus text format (version 0.0.4)
+/// for `/metrics`. Updated from the event loop and read by the HTTP handler, hence the lock;
+/// each update is a dictionary write, cheap next to the message it counts.
+public final class GatewayMetrics: @unchecked Sendable {
+    private let lock = NSLock()
+    private var translated: [String: Int] = [:]
+    private var errors: [String: Int] = [:]
+    private var linksUp: [String: Int] = [:]
+    private var subscriptions: [String: Int] = [:]
+    /// Read at scrape time (the durable queue's depth comes from the store).
+    var queueDepth: @Sendable () -> Int? = { nil }
+
+    public init() {}
+
+    func translated(_ direction: String, kind: String, count: Int = 1) {
+        lock.withLock { translated["direction=\"\(direction)\",kind=\"\(kind)\"", default: 0] += count }
+    }
+
+    func error(_ kind: String) {
+        lock.withLock { errors["kind=\"\(kind)\"", default: 0] += 1 }
+    }
+
+    func linkEvent(_ event: S2SEvent) {
+        lock.withLock {
+            switch event {
+            case .outboundUp(_, let remote, _): linksUp["peer=\"\(remote)\",direction=\"outbound\""] = 1
+            case .outboundDown(_, let remote, _): linksUp["peer=\"\(remote)\",direction=\"outbound\""] = 0
+            case .inboundAuthenticated(let remote, _): linksUp["peer=\"\(remote)\",direction=\"inbound\""] = 1
+            case .reconnectDelayed: break
+            }
+        }
+    }
+
+    func componentEvent(_ event: ComponentService.Event, name: String) {
+        lock.withLock {
+            switch event {
+            case .connected: linksUp["peer=\"\(name)\",direction=\"component\""] = 1
+            case .disconnected: linksUp["peer=\"\(name)\",direction=\"component\""] = 0
+            }
+        }
+    }
+
+    func setSubscriptions(_ count: Int, direction: String) {
+        lock.withLock { subscriptions["direction=\"\(direction)\""] = count }
+    }
+
+    func subscriptionsChanged(_ delta: Int, direction: String) {
+        lock.withLock { subscriptions["direction=\"\(direction)\"", default: 0] += delta }
+    }
+
+    /// A counter's value, for tests and `/health`.
+    public func count(translated direction: String, kind: String) -> Int {
+        lock.withLock { translated["direction=\"\(direction)\",kind=\"\(kind)\""] ?? 0 }
+    }
+
+    public var linksUpCount: Int { lock.withLock { linksUp.values.reduce(0, +) } }
+
+    public func render() -> String {
+        let depth = queueDepth()
+        return lock.withLock {
+            var out = ""
+            func family(_ name: String, _ type: String, _ help: String, _ values: [String: Int]) {
+                out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+                for (labels, value) in values.sorted(by: { $0.key < $1.key }) { out += "\(name){\(labels)} \(value)\n" }
+            }
+            family("stox_messages_translated_total", "counter", "Stanzas and SIP requests translated across the gateway.", translated)
+            family("stox_errors_total", "counter", "Failures by kind (translation, store, SIP status, XMPP bounces).", errors)
+            family("stox_xmpp_links_up", "gauge", "XMPP links authenticated, per peer and direction.", linksUp)
+            family("stox_subscriptions", "gauge", "Presence subscriptions across the gateway.", subscriptions)
+            out += "# HELP stox_queue_depth Messages in the durable queue not yet delivered.\n# TYPE stox_queue_depth gauge\n"
+            out += "stox_queue_depth \(depth ?? -1)\n"
+            return out
+        }
+    }
+}

@@ -1,0 +1,17 @@
+import Foundation
+import Gateway
+import Testing
+
+@Suite struct ConfigurationTests {
+    @Test("the shipped Config/stox.conf loads")
+    func shipped() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let previous = FileManager.default.currentDirectoryPath
+        FileManager.default.changeCurrentDirectoryPath(root.path)
+        defer { FileManager.default.changeCurrentDirectoryPath(previous) }
+        let configuration = try GatewayConfiguration.load(path: "Config/stox.conf", environment: [:])
+        #expect(configuration.sipListen == "127.0.0.1")
+        #expect(configuration.xmppListen == "127.0.0.1")
+        #expect(configuration.dialbackSecret == nil, "no secret is shipped")
+    }
+}

@@ -1,0 +1,140 @@
+import Foundation
+import Gateway
+import GatewayStore
+import StoxTesting
+import Testing
+
+/// The gateway between real peers: Prosody on loopback federating with it over s2s (STARTTLS and
+/// dialback), scripted slixmpp clients on Prosody, and pjsua2 endpoints registered with the
+/// gateway's embedded registrar. Every process is stopped by its PID.
+@Suite("Gateway end to end: Prosody and pjsua2", .serialized, .interopPeers)
+struct GatewayEndToEndTests {
+    @Test("messages both ways: a receipt only after a SIP endpoint accepted, 202 to the SIP sender, and an error when nobody accepts in time")
+    func messages() async throws {
+        let fixture = try await GatewayFixture()
+        let alice = try fixture.xmppUser("alice")
+        let laptop = try fixture.sipUser("bob", device: "laptop")
+        let phone = try fixture.sipUser("bob", device: "phone", tcp: true)
+        defer { Task { for agent in [laptop, phone] { await agent.stop() } } }
+        #expect(await alice.waitFor("login", timeout: 20) { $0.ev == "online" } != nil)
+        for device in [laptop, phone] {
+            #expect(await device.waitFor("registration") { $0.ev == "reg" && $0.active == true } != nil, "\(device.name)")
+        }
+
+        // XMPP → SIP: forked to both devices; the receipt comes once one accepted (200).
+        alice.command("send bob@sip.test hello bob")
+        let sent = await alice.waitFor("sent") { $0.ev == "sent" && $0.body == "hello bob" }
+        #expect(await laptop.waitFor("the message on the laptop", timeout: 30) { $0.ev == "im" && $0.body == "hello bob" }?.frm?.contains("alice@a.test") == true)
+        #expect(await phone.waitFor("the message on the phone") { $0.ev == "im" && $0.body == "hello bob" } != nil)
+        let receipt = await alice.waitFor("the receipt") { $0.ev == "receipt" }
+        #expect(receipt?.id == sent?.id && receipt?.frm?.hasPrefix("bob@sip.test") == true)
+
+        // SIP → XMPP: the SIP sender hears 202 (accepted for delivery), alice gets the message.
+        laptop.command("send sip:alice@a.test hi alice")
+        #expect(await laptop.waitFor("the final response") { $0.ev == "im-status" }?.code == 202)
+        let got = await alice.waitFor("bob's message") { $0.ev == "message" && $0.body == "hi alice" }
+        #expect(got?.frm == "bob@sip.test")
+
+        // Nobody accepts in time (both devices frozen): alice gets an error, after the 2 s
+        // acceptance timeout, and not a receipt. She does not watch bob, so the condition does
+        // not reveal that he is unavailable (RFC 6120 §8.3.3.19).
+        laptop.suspend()
+        phone.suspend()
+        alice.command("send bob@sip.test are you there")
+        let frozen = await alice.waitFor("sent") { $0.ev == "sent" && $0.body == "are you there" }
+        let error = await alice.waitFor("the error", timeout: 20) { $0.ev == "message" && $0.type == "error" && $0.id == frozen?.id }
+        #expect(error?.error == "service-unavailable")
+        let frozenID = frozen?.id
+        #expect(alice.all { $0.ev == "receipt" && $0.id == frozenID }.isEmpty)
+        laptop.resume()
+        phone.resume()
+
+        // carol is a user with no device registered: an error at once.
+        alice.command("send carol@sip.test anyone")
+        let offline = await alice.waitFor("sent") { $0.ev == "sent" && $0.body == "anyone" }
+        #expect(await alice.waitFor("carol's error") { $0.ev == "message" && $0.type == "error" && $0.id == offline?.id } != nil)
+        // Nobody by that name: item-not-found style error, never silence.
+        alice.command("send nobody@sip.test hello")
+        let nobody = await alice.waitFor("sent") { $0.ev == "sent" && $0.to == "nobody@sip.test" }
+        #expect(await alice.waitFor("nobody's error") { $0.ev == "message" && $0.type == "error" && $0.id == nobody?.id } != nil)
+
+        #expect(fixture.gateway.metrics.count(translated: "xmpp-to-sip", kind: "message") == 1)
+        #expect(fixture.gateway.metrics.count(translated: "sip-to-xmpp", kind: "message") == 1)
+        for agent in [laptop, phone] { await agent.stop() }
+        await alice.stop()
+        await fixture.stop()
+    }
+
+    @Test("an XMPP user watches a SIP user with two endpoints: one aggregated presence per change, as the tables say")
+    func xmppWatchesSIP() async throws {
+        let fixture = try await GatewayFixture()
+        let alice = try fixture.xmppUser("alice")
+        let laptop = try fixture.sipUser("bob", device: "laptop")
+        let phone = try fixture.sipUser("bob", device: "phone", tcp: true)
+        #expect(await alice.waitFor("login", timeout: 20) { $0.ev == "online" } != nil)
+        for device in [laptop, phone] {
+            #expect(await device.waitFor("registration") { $0.ev == "reg" && $0.active == true } != nil, "\(device.name)")
+        }
+        alice.command("subscribe bob@sip.test")
+        #expect(await alice.waitFor("subscribed", timeout: 20) { $0.ev == "subscription" && $0.type == "subscribed" } != nil)
+        // Nothing published yet: unavailable.
+        #expect(await alice.waitFor("bob offline") { $0.ev == "presence" && $0.frm == "bob@sip.test/sip" && $0.type == "unavailable" } != nil)
+
+        func presence(_ what: String, after: Double, _ match: @escaping @Sendable (XMPPEvent) -> Bool) async -> XMPPEvent? {
+            await alice.waitFor(what) { $0.ev == "presence" && $0.frm == "bob@sip.test/sip" && $0.time > after && match($0) }
+        }
+        laptop.command("publish away laptop idle")
+        let away = await presence("away (RPID away → show away)", after: 0) { $0.show == "away" && $0.status == "laptop idle" }
+        phone.command("publish online on my phone")
+        let online = await presence("available (the phone wins)", after: away?.time ?? 0) { $0.show == "" && $0.type == "available" }
+        #expect(online?.status == "on my phone")
+        phone.command("publish busy in a meeting")
+        let busy = await presence("busy (RPID busy → dnd)", after: online?.time ?? 0) { $0.show == "dnd" }
+        #expect(busy?.status == "in a meeting")
+        phone.command("publish offline")
+        let back = await presence("back to the laptop's away", after: busy?.time ?? 0) { $0.show == "away" }
+        #expect(back?.status == "laptop idle")
+        // One presence per change, not one per endpoint or per publication refresh.
+        try await Task.sleep(for: .seconds(1))
+        let fromBob = alice.all { $0.ev == "presence" && $0.frm?.hasPrefix("bob@sip.test") == true }
+        #expect(fromBob.count == 5, "\(fromBob)")
+
+        // The subscription is kept in the store with its authorization.
+        #expect(await eventually(timeout: 5) {
+            try fixture.gateway.storedSubscriptions(watchers: true).contains { $0.presentity == "bob@sip.test" && $0.watcher == "alice@a.test" && $0.state == .active }
+        })
+        for agent in [laptop, phone] { await agent.stop() }
+        await alice.stop()
+        await fixture.stop()
+    }
+
+    @Test("a SIP user watches an XMPP user: asked on XMPP, then every change of every resource, the most available first")
+    func sipWatchesXMPP() async throws {
+        let fixture = try await GatewayFixture()
+        let alice = try fixture.xmppUser("alice", resource: "desk")
+        let laptop = try fixture.sipUser("bob", device: "laptop")
+        #expect(await alice.waitFor("login", timeout: 20) { $0.ev == "online" } != nil)
+        #expect(await laptop.waitFor("registration") { $0.ev == "reg" && $0.active == true } != nil)
+        laptop.command("buddy sip:alice@a.test")
+        // alice's client is asked and approves (slixmpp auto_authorize); bob sees her online.
+        #expect(await alice.waitFor("the request", timeout: 20) { $0.ev == "subscription" && $0.type == "subscribe" && $0.frm == "bob@sip.test" } != nil)
+        let online = await laptop.waitFor("alice online", timeout: 20) { $0.ev == "buddy" && $0.sub_state == "ACTIVE" && $0.status != "Offline" && $0.status != nil }
+        #expect(online != nil)
+        alice.command("presence away out for lunch")
+        let away = await laptop.waitFor("alice away") { $0.ev == "buddy" && $0.note == "out for lunch" }
+        #expect(away?.activity == 1, "RPID away (PJRPID_ACTIVITY_AWAY)")
+        // A second resource, more available: it comes first, so bob sees it.
+        let phone = try fixture.xmppUser("alice", resource: "phone")
+        #expect(await phone.waitFor("login", timeout: 20) { $0.ev == "online" } != nil)
+        phone.command("presence available on the phone")
+        let second = await laptop.waitFor("the phone resource") { $0.ev == "buddy" && $0.note == "on the phone" }
+        #expect(second?.activity == 0)
+        // It leaves: back to the desk's away.
+        await phone.stop()
+        let back = await laptop.waitFor("back to away") { $0.ev == "buddy" && $0.note == "out for lunch" && $0.time > (second?.time ?? .infinity) }
+        #expect(back != nil)
+        await laptop.stop()
+        await alice.stop()
+        await fixture.stop()
+    }
+}

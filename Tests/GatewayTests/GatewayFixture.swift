@@ -1,0 +1,77 @@
+import Foundation
+import Gateway
+import GatewayStore
+import Logging
+import NIOPosix
+import SIPCore
+import SIPEdge
+import NIOCore
+import StoxTesting
+
+/// A gateway for sip.test federating over real s2s (STARTTLS + dialback) with a Prosody for
+/// a.test, both on loopback; its state in a temporary directory. Stopped by `stop()`.
+final class GatewayFixture: @unchecked Sendable {
+    static let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    static let users = ["bob": "pw-bob", "carol": "pw-carol"]
+
+    let directory: URL
+    let pki: TestPKI
+    var gateway: Gateway
+    let prosody: Prosody
+    let configuration: GatewayConfiguration
+
+    /// `prosodyUsers` log in to a.test with password `pw`.
+    init(prosodyUsers: [String] = ["alice"], policy: String = "all") async throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("stox-gateway-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        pki = try TestPKI()
+        let storePath = directory.appendingPathComponent("stox.sqlite").path
+        let store = try GatewayStore(path: storePath)
+        for (user, password) in Self.users {
+            try store.addUser(StoredUser(
+                username: user, domain: "sip.test",
+                ha1MD5: DigestAlgorithm.md5.ha1(username: user, realm: "sip.test", password: password),
+                ha1SHA256: DigestAlgorithm.sha256.ha1(username: user, realm: "sip.test", password: password)))
+        }
+        let (certificate, key) = try pki.leaf("sip", dnsNames: ["sip.test"], selfSigned: true)
+        let environment = [
+            "STOX_SIP_DOMAINS": "sip.test", "STOX_SIP_UDP_PORT": "0", "STOX_SIP_TCP_PORT": "0",
+            "STOX_SIP_WATCHER_POLICY": policy, "STOX_SIP_ACCEPT_TIMEOUT_DESKTOP": "2", "STOX_SIP_ACCEPT_TIMEOUT_MOBILE": "3",
+            "STOX_XMPP_PORT": "0", "STOX_XMPP_CERTIFICATE": certificate, "STOX_XMPP_KEY": key,
+            "STOX_XMPP_PEER_POLICY": "dialback", "STOX_XMPP_ROUTES": "a.test=127.0.0.1:\(Prosody.s2sPort)",
+            "STOX_STORE_PATH": storePath, "STOX_MAPPINGS_PATH": Golden.repositoryRoot.appendingPathComponent("Mappings").path,
+            "STOX_HTTP_LISTEN": "",
+        ]
+        configuration = try GatewayConfiguration.load(path: nil, environment: environment)
+        var logger = Logger(label: "stox-test")
+        logger.logLevel = ProcessInfo.processInfo.environment["STOX_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .notice
+        gateway = try await Gateway.start(configuration, group: Self.group, logger: logger)
+        do {
+            prosody = try Prosody(mode: "dialback", certificate: try pki.leaf("a", dnsNames: ["a.test"], selfSigned: true), ca: nil,
+                                  gatewayPort: gateway.s2sPort ?? 0, users: prosodyUsers.map { ($0, "pw") })
+        } catch {
+            await gateway.stop()
+            throw error
+        }
+    }
+
+    var udpPort: Int { gateway.sipEdge.udpAddress!.port! }
+    var tcpPort: Int { gateway.sipEdge.tcpAddress!.port! }
+
+    /// An XMPP user of a.test, logged in to Prosody.
+    func xmppUser(_ name: String, resource: String? = nil) throws -> XMPPAgent {
+        try XMPPAgent(jid: "\(name)@a.test", password: "pw", server: Prosody.c2sPort, resource: resource)
+    }
+
+    /// A SIP endpoint of a sip.test user registered with the gateway (UDP, or TCP).
+    func sipUser(_ name: String, device: String, tcp: Bool = false) throws -> PJSUAAgent {
+        try PJSUAAgent(name: "\(name)-\(device)", user: name, password: Self.users[name]!, registrar: tcp ? tcpPort : udpPort,
+                       extra: tcp ? ["--transport", "tcp"] : [])
+    }
+
+    func stop() async {
+        await gateway.stop()
+        prosody.stop()
+        try? FileManager.default.removeItem(at: directory)
+    }
+}
