@@ -170,7 +170,12 @@ public final class Gateway: @unchecked Sendable {
             guard let name = configuration.componentName, let secret = configuration.componentSecret else {
                 throw ConfigurationProblems(["xmpp.component.name, xmpp.component.secret: needed in component mode"])
             }
-            xmppDomains = [name]
+            // The server routes only the component's own domain to it: every SIP domain must be
+            // presented to XMPP under that name (domains.tsv), or its users could not be reached.
+            let unmapped = xmppDomains.subtracting([name])
+            guard unmapped.isEmpty else {
+                throw ConfigurationProblems(["xmpp.component.name: \(name), but the SIP domains appear on XMPP as \(unmapped.sorted().joined(separator: ", ")) (map them to \(name) in domains.tsv, or serve \(name) as the SIP domain)"])
+            }
             let logger = self.logger
             let metrics = self.metrics
             let service = ComponentService(

@@ -280,6 +280,6 @@ public struct GatewayConfiguration: Sendable {
 /// Every problem found in a configuration, one line each: `origin: key: reason`.
 public struct ConfigurationProblems: Error, CustomStringConvertible {
     public let problems: [String]
-    init(_ problems: [String]) { self.problems = problems }
+    public init(_ problems: [String]) { self.problems = problems }
     public var description: String { problems.joined(separator: "\n") }
 }

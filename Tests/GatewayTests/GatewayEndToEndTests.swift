@@ -1,5 +1,6 @@
 import Foundation
 import Gateway
+import Logging
 import GatewayStore
 import StoxTesting
 import Testing
@@ -136,5 +137,49 @@ struct GatewayEndToEndTests {
         await laptop.stop()
         await alice.stop()
         await fixture.stop()
+    }
+}
+
+@Suite("Gateway end to end as Prosody's component", .serialized, .interopPeers)
+struct GatewayComponentTests {
+    @Test("the same message flow in component mode (XEP-0114): gw.a.test is the gateway's SIP domain and Prosody's component")
+    func messages() async throws {
+        let fixture = try await GatewayFixture(component: true)
+        let alice = try fixture.xmppUser("alice")
+        let laptop = try fixture.sipUser("bob", device: "laptop")
+        #expect(await alice.waitFor("login", timeout: 20) { $0.ev == "online" } != nil)
+        #expect(await laptop.waitFor("registration") { $0.ev == "reg" && $0.active == true } != nil)
+        #expect(await eventually(timeout: 10) { fixture.gateway.metrics.linksUpCount == 1 }, "the component link is up")
+        alice.command("send bob@gw.a.test hello over the component")
+        let sent = await alice.waitFor("sent") { $0.ev == "sent" }
+        #expect(await laptop.waitFor("the message", timeout: 20) { $0.ev == "im" && $0.body == "hello over the component" } != nil)
+        #expect(await alice.waitFor("the receipt") { $0.ev == "receipt" }?.id == sent?.id)
+        laptop.command("send sip:alice@a.test hi from the component")
+        #expect(await laptop.waitFor("the final response") { $0.ev == "im-status" }?.code == 202)
+        #expect(await alice.waitFor("bob's message") { $0.ev == "message" && $0.body == "hi from the component" }?.frm == "bob@gw.a.test")
+        alice.command("subscribe bob@gw.a.test")
+        #expect(await alice.waitFor("subscribed") { $0.ev == "subscription" && $0.type == "subscribed" && $0.frm == "bob@gw.a.test" } != nil)
+        await laptop.stop()
+        await alice.stop()
+        await fixture.stop()
+    }
+
+    @Test("a component name the SIP domains do not map to is refused at start, with the key and the reason")
+    func unmappedComponent() async throws {
+        var configuration = GatewayConfiguration()
+        configuration.sipDomains = ["sip.test"]
+        configuration.sipUDPPort = 0
+        configuration.sipTCPPort = 0
+        configuration.xmppMode = .component
+        configuration.componentName = "gw.a.test"
+        configuration.componentSecret = "secret-for-this-test"
+        configuration.storePath = FileManager.default.temporaryDirectory.appendingPathComponent("stox-\(UUID().uuidString).sqlite").path
+        configuration.mappingsPath = Golden.repositoryRoot.appendingPathComponent("Mappings").path
+        defer { try? FileManager.default.removeItem(atPath: configuration.storePath) }
+        await #expect {
+            _ = try await Gateway.start(configuration, group: GatewayFixture.group, logger: .init(label: "test"))
+        } throws: { error in
+            "\(error)".contains("xmpp.component.name") && "\(error)".contains("sip.test")
+        }
     }
 }

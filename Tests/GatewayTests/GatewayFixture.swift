@@ -20,8 +20,13 @@ final class GatewayFixture: @unchecked Sendable {
     let prosody: Prosody
     let configuration: GatewayConfiguration
 
-    /// `prosodyUsers` log in to a.test with password `pw`.
-    init(prosodyUsers: [String] = ["alice"], policy: String = "all") async throws {
+    /// The SIP domain: sip.test federating over s2s, or gw.a.test as Prosody's component.
+    let sipDomain: String
+
+    /// `prosodyUsers` log in to a.test with password `pw`. With `component`, the gateway is
+    /// Prosody's XEP-0114 component gw.a.test (also its SIP domain) instead of an s2s peer.
+    init(prosodyUsers: [String] = ["alice"], policy: String = "all", component: Bool = false) async throws {
+        sipDomain = component ? "gw.a.test" : "sip.test"
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("stox-gateway-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         pki = try TestPKI()
@@ -29,26 +34,32 @@ final class GatewayFixture: @unchecked Sendable {
         let store = try GatewayStore(path: storePath)
         for (user, password) in Self.users {
             try store.addUser(StoredUser(
-                username: user, domain: "sip.test",
-                ha1MD5: DigestAlgorithm.md5.ha1(username: user, realm: "sip.test", password: password),
-                ha1SHA256: DigestAlgorithm.sha256.ha1(username: user, realm: "sip.test", password: password)))
+                username: user, domain: sipDomain,
+                ha1MD5: DigestAlgorithm.md5.ha1(username: user, realm: sipDomain, password: password),
+                ha1SHA256: DigestAlgorithm.sha256.ha1(username: user, realm: sipDomain, password: password)))
         }
         let (certificate, key) = try pki.leaf("sip", dnsNames: ["sip.test"], selfSigned: true)
-        let environment = [
-            "STOX_SIP_DOMAINS": "sip.test", "STOX_SIP_UDP_PORT": "0", "STOX_SIP_TCP_PORT": "0",
+        var environment = [
+            "STOX_SIP_DOMAINS": sipDomain, "STOX_SIP_UDP_PORT": "0", "STOX_SIP_TCP_PORT": "0",
             "STOX_SIP_WATCHER_POLICY": policy, "STOX_SIP_ACCEPT_TIMEOUT_DESKTOP": "2", "STOX_SIP_ACCEPT_TIMEOUT_MOBILE": "3",
             "STOX_XMPP_PORT": "0", "STOX_XMPP_CERTIFICATE": certificate, "STOX_XMPP_KEY": key,
             "STOX_XMPP_PEER_POLICY": "dialback", "STOX_XMPP_ROUTES": "a.test=127.0.0.1:\(Prosody.s2sPort)",
             "STOX_STORE_PATH": storePath, "STOX_MAPPINGS_PATH": Golden.repositoryRoot.appendingPathComponent("Mappings").path,
             "STOX_HTTP_LISTEN": "",
         ]
+        if component {
+            environment["STOX_XMPP_MODE"] = "component"
+            environment["STOX_XMPP_COMPONENT_NAME"] = "gw.a.test"
+            environment["STOX_XMPP_COMPONENT_SECRET"] = Prosody.componentSecret
+            environment["STOX_XMPP_COMPONENT_SERVER"] = "127.0.0.1:\(Prosody.componentPort)"
+        }
         configuration = try GatewayConfiguration.load(path: nil, environment: environment)
         var logger = Logger(label: "stox-test")
         logger.logLevel = ProcessInfo.processInfo.environment["STOX_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .notice
         gateway = try await Gateway.start(configuration, group: Self.group, logger: logger)
         do {
             prosody = try Prosody(mode: "dialback", certificate: try pki.leaf("a", dnsNames: ["a.test"], selfSigned: true), ca: nil,
-                                  gatewayPort: gateway.s2sPort ?? 0, users: prosodyUsers.map { ($0, "pw") })
+                                  gatewayPort: gateway.s2sPort ?? 1, users: prosodyUsers.map { ($0, "pw") })
         } catch {
             await gateway.stop()
             throw error
@@ -63,10 +74,10 @@ final class GatewayFixture: @unchecked Sendable {
         try XMPPAgent(jid: "\(name)@a.test", password: "pw", server: Prosody.c2sPort, resource: resource)
     }
 
-    /// A SIP endpoint of a sip.test user registered with the gateway (UDP, or TCP).
+    /// A SIP endpoint of a user of the gateway's SIP domain, registered with it (UDP, or TCP).
     func sipUser(_ name: String, device: String, tcp: Bool = false) throws -> PJSUAAgent {
         try PJSUAAgent(name: "\(name)-\(device)", user: name, password: Self.users[name]!, registrar: tcp ? tcpPort : udpPort,
-                       extra: tcp ? ["--transport", "tcp"] : [])
+                       extra: ["--domain", sipDomain] + (tcp ? ["--transport", "tcp"] : []))
     }
 
     func stop() async {
