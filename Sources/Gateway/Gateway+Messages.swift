@@ -19,17 +19,25 @@ extension Gateway {
 
     // MARK: XMPP → SIP
 
-    /// Every stanza from the XMPP side (on the loop).
-    func fromXMPP(_ element: XMLElement) {
+    /// Every stanza from the XMPP side (on the loop). `handled` runs once the stanza is dealt
+    /// with: for a message, once it is stored (the peer's XEP-0198 acknowledgement waits for
+    /// it, so a crash before that leaves the message with the peer, which resends it).
+    func fromXMPP(_ element: XMLElement, handled: @escaping @Sendable () -> Void) {
         loop.preconditionInEventLoop()
         switch element.name {
         case "message":
-            guard let message = try? XMPPMessage(element: element) else { return metrics.error("bad-stanza") }
-            xmppMessage(message, element: element)
+            guard let message = try? XMPPMessage(element: element) else {
+                handled()
+                return metrics.error("bad-stanza")
+            }
+            xmppMessage(message, element: element, handled: handled)
+            return
         case "presence":
+            defer { handled() }
             guard let presence = try? XMPPPresence(element: element) else { return metrics.error("bad-stanza") }
             xmppPresence(presence)
         case "iq":
+            defer { handled() }
             // disco#info and ping are answered by the federation layer; nothing else is offered
             // (RFC 6120 §8.2.3: an iq get/set must be answered).
             guard let iq = try? XMPPIQ(element: element), iq.type == .get || iq.type == .set else { return }
@@ -37,11 +45,14 @@ extension Gateway {
             reply.error = StanzaError(.serviceUnavailable)
             send(reply.element())
         default:
-            return
+            handled()
         }
     }
 
-    func xmppMessage(_ message: XMPPMessage, element: XMLElement) {
+    func xmppMessage(_ message: XMPPMessage, element: XMLElement, handled: @escaping @Sendable () -> Void) {
+        // Everything but a stored message is dealt with before this returns.
+        var stored = false
+        defer { if !stored { handled() } }
         if message.effectiveType == .error {
             // A bounce of something we sent: the SIP sender was answered already (202).
             metrics.error("xmpp-bounce")
@@ -76,10 +87,14 @@ extension Gateway {
         }
         let key = "\(from)|\(message.id ?? UUID().uuidString)"
         let entry = OutboundMessage(direction: Self.towardSIP, messageID: key, destination: aor, payload: XMLSerializer.bytes(element))
+        stored = true
         queue.enqueue(entry) { [self] result in
+            // Committed (or known already): the peer may forget it.
+            handled()
             loop.execute { [self] in
                 switch result {
                 case .success(.stored(let id)):
+                    metrics.stored(Self.towardSIP)
                     deliverToSIP(id: id, message: message, request: request, aor: aor)
                 case .success(.duplicate):
                     // The same stanza again (a peer resending after a broken link): it is
@@ -197,6 +212,7 @@ extension Gateway {
             loop.execute { [self] in
                 switch result {
                 case .success(.stored(let id)):
+                    metrics.stored(Self.towardXMPP)
                     // RFC 3428 §7: 202, accepted for delivery; XMPP will not say more.
                     server.respond(request.makeResponse(202))
                     sendTowardXMPP(id: id, element)

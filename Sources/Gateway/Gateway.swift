@@ -153,11 +153,16 @@ public final class Gateway: @unchecked Sendable {
                 routes: configuration.routes.mapValues { (host: $0.host, port: $0.port) },
                 listenHost: configuration.xmppListen, listenPort: configuration.xmppPort)
             s2s.establishTimeout = 30
+            // XEP-0198: a peer learns a message was taken only once it is in the store.
+            s2s.streamManagement = true
             let metrics = self.metrics
             let logger = self.logger
             let service = S2SService(
                 configuration: s2s, eventLoop: loop,
-                onStanza: { element in slot.gateway?.fromXMPP(element) },
+                onStanza: { element, handled in
+                    guard let gateway = slot.gateway else { return }  // not started: unacknowledged, resent
+                    gateway.fromXMPP(element, handled: handled)
+                },
                 onEvent: { event in
                     metrics.linkEvent(event)
                     logger.info("s2s \(event)", metadata: ["component": "s2s"])
@@ -181,7 +186,7 @@ public final class Gateway: @unchecked Sendable {
             let service = ComponentService(
                 configuration: .init(componentName: name, secret: secret, host: configuration.componentServer.host,
                                      port: configuration.componentServer.port),
-                eventLoop: loop, onStanza: { element in slot.gateway?.fromXMPP(element) },
+                eventLoop: loop, onStanza: { element in slot.gateway?.fromXMPP(element, handled: {}) },
                 onEvent: { event in
                     metrics.componentEvent(event, name: name)
                     logger.info("component \(event)", metadata: ["component": "xmpp-component"])

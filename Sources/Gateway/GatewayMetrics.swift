@@ -8,6 +8,7 @@ public final class GatewayMetrics: @unchecked Sendable {
     private let lock = NSLock()
     private var translated: [String: Int] = [:]
     private var errors: [String: Int] = [:]
+    private var stored: [String: Int] = [:]
     private var linksUp: [String: Int] = [:]
     private var subscriptions: [String: Int] = [:]
     /// Read at scrape time (the durable queue's depth comes from the store).
@@ -17,6 +18,15 @@ public final class GatewayMetrics: @unchecked Sendable {
 
     func translated(_ direction: String, kind: String, count: Int = 1) {
         lock.withLock { translated["direction=\"\(direction)\",kind=\"\(kind)\"", default: 0] += count }
+    }
+
+    /// A message taken into the durable queue.
+    func stored(_ direction: String) {
+        lock.withLock { stored["direction=\"\(direction)\"", default: 0] += 1 }
+    }
+
+    public func count(stored direction: String) -> Int {
+        lock.withLock { stored["direction=\"\(direction)\""] ?? 0 }
     }
 
     func error(_ kind: String) {
@@ -67,6 +77,7 @@ public final class GatewayMetrics: @unchecked Sendable {
                 for (labels, value) in values.sorted(by: { $0.key < $1.key }) { out += "\(name){\(labels)} \(value)\n" }
             }
             family("stox_messages_translated_total", "counter", "Stanzas and SIP requests translated across the gateway.", translated)
+            family("stox_messages_stored_total", "counter", "Messages taken into the durable queue (acknowledged to their sender).", stored)
             family("stox_errors_total", "counter", "Failures by kind (translation, store, SIP status, XMPP bounces).", errors)
             family("stox_xmpp_links_up", "gauge", "XMPP links authenticated, per peer and direction.", linksUp)
             family("stox_subscriptions", "gauge", "Presence subscriptions across the gateway.", subscriptions)

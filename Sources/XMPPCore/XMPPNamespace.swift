@@ -18,6 +18,8 @@ public enum XMPPNamespace {
     public static let xhtmlIM = "http://jabber.org/protocol/xhtml-im"
     public static let xhtml = "http://www.w3.org/1999/xhtml"
     public static let delay = "urn:xmpp:delay"
+    /// XEP-0198 Stream Management, version 3.
+    public static let streamManagement = "urn:xmpp:sm:3"
 }
 
 /// Text with an optional `xml:lang`, as `<body/>`, `<subject/>` and `<status/>` are (RFC 6121 §5.2.3).

@@ -118,16 +118,57 @@ final class InboundLinkHandler: ChannelInboundHandler, RemovableChannelHandler {
                     handler.perform(handler.negotiation.dialbackVerified(sender: sender, target: target, outcome: outcome), context)
                 }
             case .deliver(let element):
-                service.deliver(element)
+                if streamManagement {
+                    received &+= 1
+                    let sequence = received
+                    let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                    let loop = context.eventLoop
+                    service.deliver(element) {
+                        loop.execute {
+                            let (handler, context) = bound.value
+                            handler.handled(sequence, context)
+                        }
+                    }
+                } else {
+                    service.deliver(element, handled: nil)
+                }
                 // Per-peer rate limit: pause this stream instead of dropping anything.
                 if let domain = element.attribute("from").flatMap({ try? JID(parsing: $0) })?.domainpart {
                     pause = service.admit(from: domain)
                 }
+            case .enableStreamManagement:
+                streamManagement = true
+            case .acknowledge:
+                acknowledge(context)
             case .close(let error, _):
                 StreamWrite.close(error, context)
             }
         }
         return pause
+    }
+
+    // MARK: XEP-0198 (receiving side)
+
+    private var streamManagement = false
+    /// Stanzas delivered since `<enable/>` (the sequence number of the last one).
+    private var received: UInt32 = 0
+    /// Every stanza up to this one has been handled: the `h` we may claim.
+    private var handledThrough: UInt32 = 0
+    /// Handled out of order, waiting for the ones before them.
+    private var handledAhead: Set<UInt32> = []
+    private var lastAcknowledged: UInt32 = 0
+
+    private func handled(_ sequence: UInt32, _ context: ChannelHandlerContext) {
+        handledAhead.insert(sequence)
+        while handledAhead.remove(handledThrough &+ 1) != nil { handledThrough &+= 1 }
+        // Caught up: say so without being asked (XEP-0198 §4 allows an unrequested <a/>), so
+        // the peer's queue of unacknowledged stanzas empties at the end of a burst.
+        if handledThrough == received, handledThrough != lastAcknowledged { acknowledge(context) }
+    }
+
+    private func acknowledge(_ context: ChannelHandlerContext) {
+        lastAcknowledged = handledThrough
+        StreamWrite.element(XMLElement("a", namespace: XMPPNamespace.streamManagement, attributes: ["h": String(handledThrough)]), context)
     }
 }
 

@@ -47,6 +47,8 @@ public struct S2SConfiguration: Sendable {
     /// (Lync's StreamInactivityTimeout is 600 s); an XEP-0199 ping after `pingInterval` without
     /// one, and close as half-open when no answer comes within `pingTimeout`.
     public var liveness: Liveness
+    /// Offer XEP-0198 on inbound streams (acknowledgements follow the durable handler).
+    public var streamManagement = false
 
     public struct Liveness: Sendable {
         public var keepalive: Int64
@@ -86,7 +88,8 @@ public struct S2SConfiguration: Sendable {
 
     var inboundConfiguration: InboundNegotiation.Configuration {
         .init(servedDomains: servedDomains, policies: policies, defaultPolicy: defaultPolicy,
-              tlsAvailable: tls != nil || !certificates.isEmpty, dialbackSecret: dialbackSecret)
+              tlsAvailable: tls != nil || !certificates.isEmpty, dialbackSecret: dialbackSecret,
+              streamManagement: streamManagement)
     }
 
     // MARK: TLS contexts

@@ -161,6 +161,8 @@ public final class S2SService: @unchecked Sendable {
     private var routes: [String: (host: String, port: Int)]
     private let onStanza: @Sendable (XMLElement) -> Void
     private let onEvent: @Sendable (S2SEvent) -> Void
+    /// Takes inbound stanzas instead of `onStanza` and says when each is handled.
+    private let onDurableStanza: (@Sendable (XMLElement, _ handled: @escaping @Sendable () -> Void) -> Void)?
 
     /// `onStanza` receives every authenticated inbound stanza and every bounce generated here;
     /// `onEvent` hears about links going up and down.
@@ -172,6 +174,25 @@ public final class S2SService: @unchecked Sendable {
         self.eventLoop = eventLoop
         self.onStanza = onStanza
         self.onEvent = onEvent
+        self.onDurableStanza = nil
+        self.routes = configuration.routes
+    }
+
+    /// For a receiver that stores what it takes: `onStanza` gets each inbound stanza with a
+    /// completion to call once it is handled (stored durably, or answered). With
+    /// `configuration.streamManagement` the peer's XEP-0198 acknowledgements follow these
+    /// completions, so what a crash loses is what the peer still holds and resends. Bounces
+    /// generated here go to `onStanza` too, with a completion that does nothing.
+    public init(
+        configuration: S2SConfiguration, eventLoop: any EventLoop,
+        onStanza: @escaping @Sendable (XMLElement, _ handled: @escaping @Sendable () -> Void) -> Void,
+        onEvent: @escaping @Sendable (S2SEvent) -> Void = { _ in }
+    ) {
+        self.configuration = configuration
+        self.eventLoop = eventLoop
+        self.onStanza = { onStanza($0, {}) }
+        self.onEvent = onEvent
+        self.onDurableStanza = onStanza
         self.routes = configuration.routes
     }
 
@@ -413,19 +434,28 @@ public final class S2SService: @unchecked Sendable {
 
     /// An authenticated inbound stanza: answers to our pings, disco#info and pings to served
     /// domains are handled here (XEP-0030, XEP-0199); everything else goes to the gateway.
-    func deliver(_ element: XMLElement) {
+    /// `handled` runs once the stanza is dealt with (for XEP-0198 acknowledgements): at once,
+    /// or when the durable handler says so.
+    func deliver(_ element: XMLElement, handled: (@Sendable () -> Void)?) {
         if let domain = element.attribute("from").flatMap({ try? JID(parsing: $0) })?.domainpart {
             for link in links.values where link.remoteDomain == domain { link.lastStanza = .now() }
         }
         if element.name == "iq", let id = element.attribute("id"), let link = pings.removeValue(forKey: id) {
             link.pong()
+            handled?()
             return
         }
         if let answer = responder.answer(element) {
             sendOnLoop(answer)
+            handled?()
             return
         }
-        onStanza(element)
+        if let onDurableStanza {
+            onDurableStanza(element, handled ?? {})
+        } else {
+            onStanza(element)
+            handled?()
+        }
     }
 
     /// Returns an undeliverable stanza to its sender as an error (RFC 6120 §8.3.1); errors are

@@ -25,7 +25,13 @@ final class GatewayFixture: @unchecked Sendable {
 
     /// `prosodyUsers` log in to a.test with password `pw`. With `component`, the gateway is
     /// Prosody's XEP-0114 component gw.a.test (also its SIP domain) instead of an s2s peer.
-    init(prosodyUsers: [String] = ["alice"], policy: String = "all", component: Bool = false) async throws {
+    /// With `proxy`, Prosody reaches the gateway's s2s listener through a relay the test can cut.
+    let proxy: TCPProxy?
+
+    /// With `secure`, both sides have certificates from the test CA and Prosody authenticates
+    /// with SASL EXTERNAL (s2s_secure_auth); otherwise self-signed certificates and dialback.
+    init(prosodyUsers: [String] = ["alice"], policy: String = "all", component: Bool = false, proxy: Bool = false,
+         secure: Bool = false) async throws {
         sipDomain = component ? "gw.a.test" : "sip.test"
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("stox-gateway-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -38,15 +44,16 @@ final class GatewayFixture: @unchecked Sendable {
                 ha1MD5: DigestAlgorithm.md5.ha1(username: user, realm: sipDomain, password: password),
                 ha1SHA256: DigestAlgorithm.sha256.ha1(username: user, realm: sipDomain, password: password)))
         }
-        let (certificate, key) = try pki.leaf("sip", dnsNames: ["sip.test"], selfSigned: true)
+        let (certificate, key) = try pki.leaf("sip", dnsNames: ["sip.test"], selfSigned: !secure)
         var environment = [
             "STOX_SIP_DOMAINS": sipDomain, "STOX_SIP_UDP_PORT": "0", "STOX_SIP_TCP_PORT": "0",
             "STOX_SIP_WATCHER_POLICY": policy, "STOX_SIP_ACCEPT_TIMEOUT_DESKTOP": "2", "STOX_SIP_ACCEPT_TIMEOUT_MOBILE": "3",
             "STOX_XMPP_PORT": "0", "STOX_XMPP_CERTIFICATE": certificate, "STOX_XMPP_KEY": key,
-            "STOX_XMPP_PEER_POLICY": "dialback", "STOX_XMPP_ROUTES": "a.test=127.0.0.1:\(Prosody.s2sPort)",
+            "STOX_XMPP_PEER_POLICY": secure ? "secure" : "dialback", "STOX_XMPP_ROUTES": "a.test=127.0.0.1:\(Prosody.s2sPort)",
             "STOX_STORE_PATH": storePath, "STOX_MAPPINGS_PATH": Golden.repositoryRoot.appendingPathComponent("Mappings").path,
             "STOX_HTTP_LISTEN": "",
         ]
+        if secure { environment["STOX_XMPP_CA"] = pki.path("ca.crt") }
         if component {
             environment["STOX_XMPP_MODE"] = "component"
             environment["STOX_XMPP_COMPONENT_NAME"] = "gw.a.test"
@@ -58,8 +65,11 @@ final class GatewayFixture: @unchecked Sendable {
         logger.logLevel = ProcessInfo.processInfo.environment["STOX_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .notice
         gateway = try await Gateway.start(configuration, group: Self.group, logger: logger)
         do {
-            prosody = try Prosody(mode: "dialback", certificate: try pki.leaf("a", dnsNames: ["a.test"], selfSigned: true), ca: nil,
-                                  gatewayPort: gateway.s2sPort ?? 1, users: prosodyUsers.map { ($0, "pw") })
+            let relay = try proxy ? TCPProxy(to: gateway.s2sPort ?? 1) : nil
+            self.proxy = relay
+            prosody = try Prosody(mode: secure ? "secure" : "dialback", certificate: try pki.leaf("a", dnsNames: ["a.test"], selfSigned: !secure),
+                                  ca: secure ? pki.path("ca.crt") : nil,
+                                  gatewayPort: relay?.port ?? gateway.s2sPort ?? 1, users: prosodyUsers.map { ($0, "pw") })
         } catch {
             await gateway.stop()
             throw error
@@ -82,6 +92,7 @@ final class GatewayFixture: @unchecked Sendable {
 
     func stop() async {
         await gateway.stop()
+        proxy?.stop()
         prosody.stop()
         try? FileManager.default.removeItem(at: directory)
     }

@@ -277,6 +277,36 @@ struct NegotiationTests {
         #expect(error?.condition == .invalidFrom)
     }
 
+    @Test("XEP-0198 on an inbound stream: offered in the features, enabled without resumption, <r/> asks for an acknowledgement")
+    func streamManagement() {
+        let plain = PeerPolicy(tls: .optional, allowDialback: true, requireValidCertificate: false)
+        var inbound = InboundNegotiation(.init(servedDomains: ["capulet.lit"], defaultPolicy: plain, tlsAvailable: false,
+                                               dialbackSecret: "x", streamManagement: true), streamIDs: ["s1"])
+        let opened = inbound.received(.opened(XMPPStreamHeader(from: "sip.example", to: "capulet.lit", declaresDialback: true)))
+        guard case .send(let features)? = opened.last else { Issue.record("\(opened)"); return }
+        #expect(features.firstChild("sm", namespace: XMPPNamespace.streamManagement) != nil)
+        let enable = XMLElement("enable", namespace: XMPPNamespace.streamManagement)
+        let enabled = inbound.received(.element(enable))
+        guard case .send(let answer)? = enabled.first else { Issue.record("\(enabled)"); return }
+        #expect(answer.name == "enabled" && answer.attribute("resume") == nil && answer.attribute("id") == nil)
+        #expect(enabled.contains(.enableStreamManagement))
+        // Enabling twice is refused with <failed/>, and the stream goes on (XEP-0198 §3).
+        guard case .send(let failed)? = inbound.received(.element(enable)).first else { Issue.record("no answer"); return }
+        #expect(failed.name == "failed")
+        #expect(inbound.received(.element(XMLElement("r", namespace: XMPPNamespace.streamManagement))) == [.acknowledge])
+    }
+
+    @Test("XEP-0198 is not offered before a required STARTTLS, nor when the configuration leaves it off")
+    func streamManagementNotOffered() {
+        for (tls, management) in [(true, true), (false, false)] {
+            var inbound = InboundNegotiation(.init(servedDomains: ["capulet.lit"], tlsAvailable: tls, dialbackSecret: "x",
+                                                   streamManagement: management), streamIDs: ["s1"])
+            let opened = inbound.received(.opened(XMPPStreamHeader(from: "sip.example", to: "capulet.lit", declaresDialback: true)))
+            guard case .send(let features)? = opened.last else { Issue.record("\(opened)"); return }
+            #expect(features.firstChild("sm", namespace: XMPPNamespace.streamManagement) == nil)
+        }
+    }
+
     @Test("a stream to a domain not served closes with host-unknown")
     func hostUnknown() {
         var inbound = InboundNegotiation(.init(servedDomains: ["capulet.lit"], tlsAvailable: true, dialbackSecret: "x"), streamIDs: ["s1"])

@@ -15,16 +15,20 @@ public struct InboundNegotiation: Sendable {
         /// Whether a certificate is configured, so STARTTLS can be offered.
         public var tlsAvailable: Bool
         public var dialbackSecret: String
+        /// Offer XEP-0198 stream management: the peer then learns which stanzas were handled
+        /// (for the gateway: stored durably), and can resend the others after a broken link.
+        public var streamManagement: Bool
 
         public init(
             servedDomains: Set<String>, policies: [String: PeerPolicy] = [:], defaultPolicy: PeerPolicy = .secure,
-            tlsAvailable: Bool, dialbackSecret: String
+            tlsAvailable: Bool, dialbackSecret: String, streamManagement: Bool = false
         ) {
             self.servedDomains = servedDomains
             self.policies = policies
             self.defaultPolicy = defaultPolicy
             self.tlsAvailable = tlsAvailable
             self.dialbackSecret = dialbackSecret
+            self.streamManagement = streamManagement
         }
 
         public func policy(for domain: String) -> PeerPolicy { policies[domain] ?? defaultPolicy }
@@ -43,6 +47,11 @@ public struct InboundNegotiation: Sendable {
         case verifyDialback(sender: String, target: String, key: String, streamID: String)
         /// An authenticated stanza for the gateway.
         case deliver(XMLElement)
+        /// XEP-0198 is on: count the stanzas delivered from now on, and say how many were
+        /// handled when `acknowledge` comes.
+        case enableStreamManagement
+        /// The peer asked how many stanzas were handled (`<r/>`): answer `<a h='…'/>`.
+        case acknowledge
         case close(StreamError?, reason: String)
     }
 
@@ -64,6 +73,7 @@ public struct InboundNegotiation: Sendable {
     public private(set) var authenticatedDomains: Set<String> = []
     /// Dialback requests being verified, sender → target.
     private var pendingDialback: Set<String> = []
+    public private(set) var streamManagementEnabled = false
 
     /// `streamIDs` supplies the ids of the header and of each restart: the shell passes fresh
     /// random values, tests fixed ones.
@@ -117,6 +127,11 @@ public struct InboundNegotiation: Sendable {
     private func features() -> StreamFeatures {
         var features = StreamFeatures()
         let policy = peerPolicy
+        // XEP-0198 §3: offered once the stream is as secure as it will be (never before a
+        // required STARTTLS), also after the SASL restart.
+        if configuration.streamManagement, !streamManagementEnabled, secured || policy.tls != .required {
+            features.others.append(XMLElement("sm", namespace: XMPPNamespace.streamManagement))
+        }
         if saslDone { return features }
         if !secured, configuration.tlsAvailable, policy.tls != .disabled {
             features.startTLS = true
@@ -154,6 +169,23 @@ public struct InboundNegotiation: Sendable {
             return dialback.kind == .result ? dialbackRequest(dialback, raw: element) : dialbackVerify(dialback)
         case (XMPPNamespace.server, "message"), (XMPPNamespace.server, "presence"), (XMPPNamespace.server, "iq"):
             return stanza(element)
+        case (XMPPNamespace.streamManagement, "enable") where configuration.streamManagement:
+            // Prosody enables as soon as it sees the feature, possibly while dialback is still
+            // under way: counting starts here either way (XEP-0198 §4: only stanzas count).
+            guard !streamManagementEnabled, secured || peerPolicy.tls != .required else {
+                var failed = XMLElement("failed", namespace: XMPPNamespace.streamManagement)
+                failed.append(XMLElement("unexpected-request", namespace: XMPPNamespace.stanzaErrors))
+                return [.send(failed)]
+            }
+            streamManagementEnabled = true
+            // No resumption (the id and resume attributes are absent): a broken link is a new
+            // stream, and the peer resends what was not acknowledged.
+            return [.send(XMLElement("enabled", namespace: XMPPNamespace.streamManagement)), .enableStreamManagement]
+        case (XMPPNamespace.streamManagement, "r") where streamManagementEnabled:
+            return [.acknowledge]
+        case (XMPPNamespace.streamManagement, "a") where streamManagementEnabled:
+            // Nothing is sent on an inbound stream, so there is nothing to acknowledge.
+            return []
         default:
             if authenticatedDomains.isEmpty {
                 return close(StreamError(.notAuthorized), "<\(element.name)/> before authentication")

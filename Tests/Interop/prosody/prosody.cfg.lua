@@ -30,7 +30,11 @@ https_ports = { }
 use_ipv6 = false
 
 plugin_paths = { ENV_STOX_PLUGINS or error("STOX_PLUGINS is not set") }
-modules_enabled = { "roster"; "saslauth"; "tls"; "dialback"; "disco"; "ping"; "stox_routes" }
+modules_enabled = { "roster"; "saslauth"; "tls"; "dialback"; "disco"; "ping"; "smacks"; "stox_routes" }
+-- XEP-0198 on s2s: what the gateway has not acknowledged (stored) is sent again on a new link
+-- rather than bounced (Prosody 0.12's default bounces it).
+smacks_enabled_s2s = true
+smacks_s2s_resend = true
 modules_disabled = { "offline" }
 authentication = "internal_plain"
 storage = "internal"
