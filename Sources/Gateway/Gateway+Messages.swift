@@ -153,9 +153,14 @@ extension Gateway {
         send(reply.element())
     }
 
+    /// Marks a row delivered. Acknowledgements are batched like enqueues: whatever gathered
+    /// while the previous write ran goes in one transaction, so the store keeps up with a
+    /// burst (a row acknowledged late is sent again after a crash: the fewer, the better).
     func acknowledge(_ id: Int64) {
+        guard acknowledgements.add(id) else { return }
         let queue = self.queue
-        storeWrite("acknowledge \(id)") { _ in try queue.acknowledge([id]) }
+        let pending = acknowledgements
+        storeWrite("acknowledge") { _ in try queue.acknowledge(pending.take()) }
     }
 
     // MARK: SIP → XMPP
@@ -229,10 +234,11 @@ extension Gateway {
         }
     }
 
+    /// The row leaves the queue once the XMPP server acknowledged the stanza (XEP-0198), so a
+    /// link that dies, or a gateway killed, before that sends it again.
     func sendTowardXMPP(id: Int64, _ element: XMLElement) {
-        send(element)
+        xmpp.send(element) { [self] in acknowledge(id) }
         metrics.translated("sip-to-xmpp", kind: "message")
-        acknowledge(id)
     }
 
     private func withTag(_ response: SIPResponse, for request: SIPRequest) -> SIPResponse {

@@ -14,6 +14,8 @@ import XMPPFederation
 /// The XMPP side as the gateway uses it: server-to-server federation or a component link.
 protocol XMPPSide: Sendable {
     func send(_ element: XMLElement)
+    /// `acknowledged` runs once the other side has the stanza (XEP-0198 over s2s).
+    func send(_ element: XMLElement, acknowledged: @escaping @Sendable () -> Void)
     func shutdown() -> EventLoopFuture<Void>
 }
 
@@ -56,6 +58,7 @@ public final class Gateway: @unchecked Sendable {
     // Messages (Gateway+Messages.swift).
     /// Lync-style IM sessions a local user opened towards an XMPP user, by (local, remote).
     var sessions: [SessionKey: IMSession] = [:]
+    let acknowledgements = PendingAcknowledgements()
     /// Queue rows older than this were left by a previous run.
     let startedAt = Date()
 
@@ -304,6 +307,27 @@ public final class Gateway: @unchecked Sendable {
 
     func send(_ stanza: XMLElement) {
         xmpp.send(stanza)
+    }
+}
+
+/// Queue rows delivered and not yet marked so in the store.
+final class PendingAcknowledgements: @unchecked Sendable {
+    private let lock = NSLock()
+    private var ids: [Int64] = []
+
+    /// Adds an id; true when a write should be scheduled (none is pending yet).
+    func add(_ id: Int64) -> Bool {
+        lock.withLock {
+            ids.append(id)
+            return ids.count == 1
+        }
+    }
+
+    func take() -> [Int64] {
+        lock.withLock {
+            defer { ids.removeAll(keepingCapacity: true) }
+            return ids
+        }
     }
 }
 

@@ -61,6 +61,13 @@ public final class ComponentService: @unchecked Sendable {
         }
     }
 
+    /// The same as `send(_:)`; `acknowledged` runs once the stanza is written or queued (the
+    /// component protocol has no acknowledgements).
+    public func send(_ element: XMLElement, acknowledged: @escaping @Sendable () -> Void) {
+        send(element)
+        acknowledged()
+    }
+
     /// Sends a stanza (in `jabber:server`) through the server, queueing while disconnected.
     public func send(_ element: XMLElement) {
         eventLoop.execute {

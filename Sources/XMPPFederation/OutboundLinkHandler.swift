@@ -37,7 +37,14 @@ final class OutboundLinkHandler: ChannelInboundHandler, RemovableChannelHandler 
             StreamWrite.close(error, context)
             return
         }
-        for event in events { perform(negotiation.received(event), context) }
+        for event in events {
+            // XEP-0198 answers on an established link belong to the link, not the negotiation.
+            if negotiation.isEstablished, case .element(let element) = event, element.namespace == XMPPNamespace.streamManagement {
+                link.streamManagement(element)
+                continue
+            }
+            perform(negotiation.received(event), context)
+        }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -74,7 +81,8 @@ final class OutboundLinkHandler: ChannelInboundHandler, RemovableChannelHandler 
                     perform(negotiation.tlsFailed("\(error)"), context)
                 }
             case .established(let method):
-                link.established(context.channel, method: method)
+                link.established(context.channel, method: method,
+                                 streamManagement: configuration.streamManagement && negotiation.peerOffersStreamManagement)
             case .close(let error, let failure):
                 link.failed(failure)
                 StreamWrite.close(error, context)

@@ -20,7 +20,16 @@ final class OutboundLink {
     /// An XEP-0199 ping awaiting its answer (which arrives on the peer's own stream).
     var pendingPing: (id: String, sent: NIODeadline)?
     private var livenessTask: RepeatedTask?
-    private var pending: [XMLElement] = []
+    /// A stanza and what to call once the peer has it (XEP-0198 `<a/>`, or the write when the
+    /// link has no stream management).
+    typealias Outgoing = (element: XMLElement, acknowledged: (@Sendable () -> Void)?)
+    private var pending: [Outgoing] = []
+    /// XEP-0198 on this link: stanzas written and not yet acknowledged, oldest first.
+    private var managed = false
+    private var unacknowledged: [Outgoing] = []
+    private var unacknowledgedHead = 0
+    private var acknowledgedCount: UInt32 = 0
+    private var requestOutstanding = false
     private weak var service: S2SService?
 
     init(localDomain: String, remoteDomain: String, service: S2SService) {
@@ -29,26 +38,85 @@ final class OutboundLink {
         self.service = service
     }
 
-    func send(_ element: XMLElement) {
+    func send(_ element: XMLElement, acknowledged: (@Sendable () -> Void)? = nil) {
         lastStanza = .now()
         switch state {
-        case .connecting: pending.append(element)
+        case .connecting: pending.append((element, acknowledged))
         case .established(let channel):
             lastWrite = .now()
-            Self.write(element, on: channel)
+            write((element, acknowledged), on: channel)
         case .closed: service?.bounce(element, .remoteServerNotFound)
         }
     }
 
-    func established(_ channel: any Channel, method: AuthenticationMethod) {
+    private func write(_ outgoing: Outgoing, on channel: any Channel) {
+        Self.write(outgoing.element, on: channel)
+        guard managed else {
+            outgoing.acknowledged?()
+            return
+        }
+        unacknowledged.append(outgoing)
+        requestAcknowledgement(channel)
+    }
+
+    /// One `<r/>` outstanding at a time, sent after the current burst of writes.
+    private func requestAcknowledgement(_ channel: any Channel) {
+        guard !requestOutstanding else { return }
+        requestOutstanding = true
+        let weakLink = NIOLoopBound(WeakLink(self), eventLoop: channel.eventLoop)
+        channel.eventLoop.execute {
+            guard let link = weakLink.value.link, case .established(let channel) = link.state, link.managed else { return }
+            Self.write(XMLElement("r", namespace: XMPPNamespace.streamManagement), on: channel)
+        }
+    }
+
+    func established(_ channel: any Channel, method: AuthenticationMethod, streamManagement: Bool = false) {
         state = .established(channel)
         service?.event(.outboundUp(local: localDomain, remote: remoteDomain, method))
         service?.connectionSucceeded(to: remoteDomain)
         startLiveness(channel)
+        if streamManagement {
+            // XEP-0198 §3: counting starts with <enable/>; what follows is tracked at once (a
+            // <failed/> answer hands everything over as written).
+            Self.write(XMLElement("enable", namespace: XMPPNamespace.streamManagement), on: channel)
+            managed = true
+        }
         let queued = pending
         pending = []
-        for element in queued { Self.write(element, on: channel) }
+        for outgoing in queued { write(outgoing, on: channel) }
         lastWrite = .now()
+    }
+
+    /// An XEP-0198 element from the peer on this link.
+    func streamManagement(_ element: XMLElement) {
+        guard case .established(let channel) = state else { return }
+        switch element.name {
+        case "a":
+            guard managed, let h = element.attribute("h").flatMap(UInt32.init) else { return }
+            requestOutstanding = false
+            var count = Int(h &- acknowledgedCount)
+            // A peer claiming more than was sent acknowledges everything (and no more).
+            count = min(count, unacknowledged.count - unacknowledgedHead)
+            for index in unacknowledgedHead..<(unacknowledgedHead + count) { unacknowledged[index].acknowledged?() }
+            unacknowledgedHead += count
+            acknowledgedCount = h
+            if unacknowledgedHead > 1024, unacknowledgedHead * 2 > unacknowledged.count {
+                unacknowledged.removeFirst(unacknowledgedHead)
+                unacknowledgedHead = 0
+            }
+            if unacknowledgedHead < unacknowledged.count { requestAcknowledgement(channel) }
+        case "failed":
+            // Not available after all: what was written is handed over as written.
+            managed = false
+            for outgoing in unacknowledged[unacknowledgedHead...] { outgoing.acknowledged?() }
+            unacknowledged = []
+            unacknowledgedHead = 0
+        case "r":
+            // Nothing is received on an outbound stream, so nothing was handled.
+            Self.write(XMLElement("a", namespace: XMPPNamespace.streamManagement, attributes: ["h": "0"]), on: channel)
+        default:
+            break
+        }
     }
 
     /// The link could not be set up or broke: queued stanzas go back to their senders.
@@ -59,9 +127,16 @@ final class OutboundLink {
         let queued = pending
         pending = []
         state = .closed
-        for element in queued { service?.bounce(element, failure.bounce, text: failure.reason) }
+        for outgoing in queued { service?.bounce(outgoing.element, failure.bounce, text: failure.reason) }
         service?.event(.outboundDown(local: localDomain, remote: remoteDomain, failure))
         service?.linkClosed(self)
+        // XEP-0198: what the peer did not acknowledge may not have reached it; it goes out
+        // again on a new link (which bounces it if the peer stays unreachable).
+        let resend = managed ? Array(unacknowledged[unacknowledgedHead...]) : []
+        unacknowledged = []
+        unacknowledgedHead = 0
+        managed = false
+        for outgoing in resend { service?.resend(outgoing) }
     }
 
     func closed() {
@@ -282,10 +357,21 @@ public final class S2SService: @unchecked Sendable {
     /// Sends a stanza toward its `to` domain over an authenticated outbound link, opening one if
     /// needed; a stanza that cannot be delivered comes back as an error (`onStanza`).
     public func send(_ element: XMLElement) {
-        eventLoop.execute { self.sendOnLoop(element) }
+        eventLoop.execute { self.sendOnLoop(element, acknowledged: nil) }
     }
 
-    private func sendOnLoop(_ element: XMLElement) {
+    /// The same; `acknowledged` runs once the peer has the stanza: its XEP-0198 `<a/>` when
+    /// the link has stream management (and `configuration.streamManagement` is on), else when
+    /// it is written. It never runs for a stanza that bounces.
+    public func send(_ element: XMLElement, acknowledged: @escaping @Sendable () -> Void) {
+        eventLoop.execute { self.sendOnLoop(element, acknowledged: acknowledged) }
+    }
+
+    func resend(_ outgoing: OutboundLink.Outgoing) {
+        sendOnLoop(outgoing.element, acknowledged: outgoing.acknowledged)
+    }
+
+    private func sendOnLoop(_ element: XMLElement, acknowledged: (@Sendable () -> Void)?) {
         guard let from = element.attribute("from").flatMap({ try? JID(parsing: $0) }),
             let to = element.attribute("to").flatMap({ try? JID(parsing: $0) })
         else { return }
@@ -299,12 +385,12 @@ public final class S2SService: @unchecked Sendable {
         }
         let key = from.domainpart + " " + to.domainpart
         if let link = links[key] {
-            link.send(element)
+            link.send(element, acknowledged: acknowledged)
             return
         }
         let link = OutboundLink(localDomain: from.domainpart, remoteDomain: to.domainpart, service: self)
         links[key] = link
-        link.send(element)
+        link.send(element, acknowledged: acknowledged)
         let bound = NIOLoopBound(link, eventLoop: eventLoop)
         let timeout = eventLoop.scheduleTask(in: .seconds(configuration.establishTimeout)) {
             let link = bound.value
@@ -446,7 +532,7 @@ public final class S2SService: @unchecked Sendable {
             return
         }
         if let answer = responder.answer(element) {
-            sendOnLoop(answer)
+            sendOnLoop(answer, acknowledged: nil)
             handled?()
             return
         }

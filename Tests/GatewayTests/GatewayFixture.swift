@@ -25,8 +25,10 @@ final class GatewayFixture: @unchecked Sendable {
 
     /// `prosodyUsers` log in to a.test with password `pw`. With `component`, the gateway is
     /// Prosody's XEP-0114 component gw.a.test (also its SIP domain) instead of an s2s peer.
-    /// With `proxy`, Prosody reaches the gateway's s2s listener through a relay the test can cut.
+    /// With `proxy`, Prosody reaches the gateway's s2s listener through a relay the test can cut,
+    /// and the gateway reaches Prosody through another.
     let proxy: TCPProxy?
+    let outboundProxy: TCPProxy?
 
     /// With `secure`, both sides have certificates from the test CA and Prosody authenticates
     /// with SASL EXTERNAL (s2s_secure_auth); otherwise self-signed certificates and dialback.
@@ -45,11 +47,12 @@ final class GatewayFixture: @unchecked Sendable {
                 ha1SHA256: DigestAlgorithm.sha256.ha1(username: user, realm: sipDomain, password: password)))
         }
         let (certificate, key) = try pki.leaf("sip", dnsNames: ["sip.test"], selfSigned: !secure)
+        outboundProxy = proxy ? try TCPProxy(to: Prosody.s2sPort) : nil
         var environment = [
             "STOX_SIP_DOMAINS": sipDomain, "STOX_SIP_UDP_PORT": "0", "STOX_SIP_TCP_PORT": "0",
             "STOX_SIP_WATCHER_POLICY": policy, "STOX_SIP_ACCEPT_TIMEOUT_DESKTOP": "2", "STOX_SIP_ACCEPT_TIMEOUT_MOBILE": "3",
             "STOX_XMPP_PORT": "0", "STOX_XMPP_CERTIFICATE": certificate, "STOX_XMPP_KEY": key,
-            "STOX_XMPP_PEER_POLICY": secure ? "secure" : "dialback", "STOX_XMPP_ROUTES": "a.test=127.0.0.1:\(Prosody.s2sPort)",
+            "STOX_XMPP_PEER_POLICY": secure ? "secure" : "dialback", "STOX_XMPP_ROUTES": "a.test=127.0.0.1:\(outboundProxy?.port ?? Prosody.s2sPort)",
             "STOX_STORE_PATH": storePath, "STOX_MAPPINGS_PATH": Golden.repositoryRoot.appendingPathComponent("Mappings").path,
             "STOX_HTTP_LISTEN": "",
         ]
@@ -93,6 +96,7 @@ final class GatewayFixture: @unchecked Sendable {
     func stop() async {
         await gateway.stop()
         proxy?.stop()
+        outboundProxy?.stop()
         prosody.stop()
         try? FileManager.default.removeItem(at: directory)
     }

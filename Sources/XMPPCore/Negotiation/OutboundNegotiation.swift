@@ -60,6 +60,8 @@ public struct OutboundNegotiation: Sendable {
     }
 
     public var isEstablished: Bool { phase == .established }
+    /// The last features the peer sent offered XEP-0198 (Prosody does after SASL, not before).
+    public private(set) var peerOffersStreamManagement = false
 
     private var header: XMPPStreamHeader {
         XMPPStreamHeader(from: configuration.localDomain, to: configuration.remoteDomain, declaresDialback: true)
@@ -150,6 +152,7 @@ public struct OutboundNegotiation: Sendable {
     }
 
     private mutating func receivedFeatures(_ features: StreamFeatures) -> [Action] {
+        peerOffersStreamManagement = features.others.contains { $0.name == "sm" && $0.namespace == XMPPNamespace.streamManagement }
         if saslDone {
             phase = .established
             return [.established(.saslExternal)]

@@ -7,6 +7,7 @@ and takes commands on standard input, one per line:
   send URI TEXT...        send a MESSAGE; its final status prints as an "im-status" line
   publish STATUS NOTE...  PUBLISH presence: STATUS is online, away, busy or offline
   buddy URI               SUBSCRIBE to URI's presence; NOTIFYs print "buddy" lines
+  burst URI N PREFIX      N MESSAGEs "PREFIX-1" ... "PREFIX-N", a few milliseconds apart
   quit                    unregister and exit
 
 Everything it sees prints as one JSON object per line on standard output ("ready", "reg",
@@ -109,6 +110,16 @@ def main():
     out("ready", user=args.user)
 
     buddies = []
+
+    def buddy_for(uri, subscribe):
+        config = pj.BuddyConfig()
+        config.uri = uri
+        config.subscribe = subscribe
+        buddy = Buddy()
+        buddy.create(account, config)
+        buddies.append(buddy)  # pjsua2 objects must outlive their use
+        return buddy
+
     running = True
     while running:
         endpoint.libHandleEvents(20)
@@ -125,16 +136,19 @@ def main():
         if command == "quit":
             running = False
         elif command == "send" and len(words) >= 3:
-            config = pj.BuddyConfig()
-            config.uri = words[1]
-            config.subscribe = False
-            buddy = Buddy()
-            buddy.create(account, config)
-            buddies.append(buddy)
+            buddy = buddy_for(words[1], False)
             message = pj.SendInstantMessageParam()
             message.content = " ".join(words[2:])
             buddy.sendInstantMessage(message)
             out("im-sent", to=words[1])
+        elif command == "burst" and len(words) == 4:
+            buddy = buddy_for(words[1], False)
+            for index in range(1, int(words[2]) + 1):
+                message = pj.SendInstantMessageParam()
+                message.content = "%s-%d" % (words[3], index)
+                buddy.sendInstantMessage(message)
+                endpoint.libHandleEvents(5)
+            out("burst-sent", to=words[1], count=int(words[2]))
         elif command == "publish" and len(words) >= 2 and words[1] in STATUSES:
             status = pj.PresenceStatus()
             status.status, status.activity = STATUSES[words[1]]
@@ -142,12 +156,7 @@ def main():
             account.setOnlineStatus(status)
             out("published", status=words[1])
         elif command == "buddy" and len(words) == 2:
-            config = pj.BuddyConfig()
-            config.uri = words[1]
-            config.subscribe = True
-            buddy = Buddy()
-            buddy.create(account, config)
-            buddies.append(buddy)
+            buddy_for(words[1], True)
         else:
             out("error", line=line.strip())
     account.shutdown()
