@@ -108,7 +108,7 @@ public final class Gateway: @unchecked Sendable {
             domains: configuration.sipDomains,
             endpointClasses: [EndpointClass(name: "desktop", acceptanceTimeout: configuration.desktopAcceptance),
                               EndpointClass(name: "mobile", acceptanceTimeout: configuration.mobileAcceptance)],
-            watcherPolicy: configuration.watcherPolicy)
+            watcherPolicy: configuration.watcherPolicy, digestAlgorithms: configuration.digestAlgorithms)
         let diagnosticsLogger = logger
         let domain = try await EmbeddedDomain.start(
             domainConfiguration, edge: sip, store: store, group: group,

@@ -1,4 +1,5 @@
 import Foundation
+import SIPCore
 import SIPDomain
 import XMPPCore
 
@@ -34,6 +35,8 @@ public struct GatewayConfiguration: Sendable {
     public var watcherPolicy: WatcherPolicy = .allowSameDomain
     public var desktopAcceptance: Duration = .seconds(15)
     public var mobileAcceptance: Duration = .seconds(60)
+    /// Offered in this order in digest challenges (RFC 8760 §2.4: the strongest first).
+    public var digestAlgorithms: [DigestAlgorithm] = DigestAlgorithm.allCases
 
     // XMPP
     public var xmppMode: XMPPMode = .s2s
@@ -63,7 +66,7 @@ public struct GatewayConfiguration: Sendable {
     /// The keys a file may set, in the order `check-config` explains them.
     public static let keys: [String] = [
         "sip.domains", "sip.listen", "sip.udp_port", "sip.tcp_port", "sip.tls_port", "sip.certificate", "sip.key",
-        "sip.watcher_policy", "sip.accept_timeout.desktop", "sip.accept_timeout.mobile",
+        "sip.watcher_policy", "sip.accept_timeout.desktop", "sip.accept_timeout.mobile", "sip.digest_algorithms",
         "xmpp.mode", "xmpp.listen", "xmpp.port", "xmpp.certificate", "xmpp.key", "xmpp.ca", "xmpp.dialback_secret",
         "xmpp.peer_policy", "xmpp.peer_policies", "xmpp.routes",
         "xmpp.component.name", "xmpp.component.server", "xmpp.component.secret",
@@ -149,6 +152,14 @@ public struct GatewayConfiguration: Sendable {
             }
         case "sip.accept_timeout.desktop": desktopAcceptance = try Self.seconds(value, within: 1...300)
         case "sip.accept_timeout.mobile": mobileAcceptance = try Self.seconds(value, within: 1...300)
+        case "sip.digest_algorithms":
+            var algorithms: [DigestAlgorithm] = []
+            for token in Self.list(value) {
+                guard let algorithm = DigestAlgorithm(token: token) else { throw BadValue("\(token): expected SHA-256 or MD5") }
+                if !algorithms.contains(algorithm) { algorithms.append(algorithm) }
+            }
+            guard !algorithms.isEmpty else { throw BadValue("at least one algorithm is needed") }
+            digestAlgorithms = algorithms
         case "xmpp.mode":
             guard let mode = XMPPMode(rawValue: value) else { throw BadValue("\(value): expected s2s or component") }
             xmppMode = mode

@@ -36,6 +36,12 @@ struct GatewayEndToEndTests {
         let got = await alice.waitFor("bob's message") { $0.ev == "message" && $0.body == "hi alice" }
         #expect(got?.frm == "bob@sip.test")
 
+        // Chat states ⇄ isComposing (RFC 7573 §6), both ways.
+        alice.command("compose bob@sip.test")
+        #expect(await laptop.waitFor("typing from alice") { $0.ev == "typing" && $0.frm?.contains("alice@a.test") == true }?.active == true)
+        laptop.command("type sip:alice@a.test")
+        #expect(await alice.waitFor("typing from bob") { $0.ev == "message" && $0.state == "composing" && $0.frm == "bob@sip.test" } != nil)
+
         // Nobody accepts in time (both devices frozen): alice gets an error, after the 2 s
         // acceptance timeout, and not a receipt. She does not watch bob, so the condition does
         // not reveal that he is unavailable (RFC 6120 §8.3.3.19).
@@ -62,6 +68,23 @@ struct GatewayEndToEndTests {
         #expect(fixture.gateway.metrics.count(translated: "xmpp-to-sip", kind: "message") == 1)
         #expect(fixture.gateway.metrics.count(translated: "sip-to-xmpp", kind: "message") == 1)
         for agent in [laptop, phone] { await agent.stop() }
+        await alice.stop()
+        await fixture.stop()
+    }
+
+    @Test("a Lync-style IM session from SIP (SIPp as the Lync client): the first message from ms-text-format, an in-dialog MESSAGE and isComposing reach the XMPP user as chat")
+    func lyncSession() async throws {
+        let fixture = try await GatewayFixture()
+        let alice = try fixture.xmppUser("alice")
+        #expect(await alice.waitFor("login", timeout: 20) { $0.ev == "online" } != nil)
+        let run = try await SIPp.run("lync_im_uac.xml", port: fixture.udpPort, transport: "u1", calls: 1, rate: 1, traceMessages: true,
+                                     service: "alice", arguments: ["-auth_uri", "alice@a.test", "-key", "to_domain", "a.test"])
+        #expect(run.status == 0, "sipp failed:\n\(SIPp.summary(run.output))\n\(run.messages.suffix(4000))")
+        let first = await alice.waitFor("the first message", timeout: 20) { $0.ev == "message" && $0.body == "Hello from Lync" }
+        #expect(first?.frm == "romeo@sip.test" && first?.type == "chat")
+        #expect(await alice.waitFor("the second message") { $0.ev == "message" && $0.body?.hasPrefix("second message") == true } != nil)
+        #expect(await alice.waitFor("typing") { $0.ev == "message" && $0.state == "composing" && $0.frm == "romeo@sip.test" } != nil)
+        #expect(fixture.gateway.metrics.count(translated: "sip-to-xmpp", kind: "session") == 3)
         await alice.stop()
         await fixture.stop()
     }

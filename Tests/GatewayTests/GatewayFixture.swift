@@ -12,7 +12,7 @@ import StoxTesting
 /// a.test, both on loopback; its state in a temporary directory. Stopped by `stop()`.
 final class GatewayFixture: @unchecked Sendable {
     static let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
-    static let users = ["bob": "pw-bob", "carol": "pw-carol"]
+    static let users = ["bob": "pw-bob", "carol": "pw-carol", "romeo": "pw-romeo"]
 
     let directory: URL
     let pki: TestPKI
@@ -51,6 +51,8 @@ final class GatewayFixture: @unchecked Sendable {
         var environment = [
             "STOX_SIP_DOMAINS": sipDomain, "STOX_SIP_UDP_PORT": "0", "STOX_SIP_TCP_PORT": "0",
             "STOX_SIP_WATCHER_POLICY": policy, "STOX_SIP_ACCEPT_TIMEOUT_DESKTOP": "2", "STOX_SIP_ACCEPT_TIMEOUT_MOBILE": "3",
+            // SIPp computes MD5 digests only, and answers the first challenge it is given.
+            "STOX_SIP_DIGEST_ALGORITHMS": "MD5",
             "STOX_XMPP_PORT": "0", "STOX_XMPP_CERTIFICATE": certificate, "STOX_XMPP_KEY": key,
             "STOX_XMPP_PEER_POLICY": secure ? "secure" : "dialback", "STOX_XMPP_ROUTES": "a.test=127.0.0.1:\(outboundProxy?.port ?? Prosody.s2sPort)",
             "STOX_STORE_PATH": storePath, "STOX_MAPPINGS_PATH": Golden.repositoryRoot.appendingPathComponent("Mappings").path,

@@ -42,6 +42,8 @@ class Agent(slixmpp.ClientXMPP):
         # slixmpp reports type='error' messages as their own event.
         self.add_event_handler("message_error", self.on_message)
         self.add_event_handler("receipt_received", self.on_receipt)
+        # A body-less chat state notification comes only as this event (xep_0085).
+        self.add_event_handler("chatstate", self.on_chatstate)
         # One event per presence stanza ("changed_status" would report some twice); slixmpp
         # names an available presence's event after its show.
         for kind in ("available", "unavailable", "away", "xa", "dnd", "chat"):
@@ -58,6 +60,10 @@ class Agent(slixmpp.ClientXMPP):
         if state:
             record["state"] = state
         out("message", **record)
+
+    def on_chatstate(self, message):
+        if not message["body"]:
+            out("message", frm=str(message["from"]), type=message["type"], body="", id=message["id"], state=message["chat_state"])
 
     def on_receipt(self, message):
         out("receipt", frm=str(message["from"]), id=message["receipt"])

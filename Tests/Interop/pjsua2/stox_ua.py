@@ -8,6 +8,7 @@ and takes commands on standard input, one per line:
   publish STATUS NOTE...  PUBLISH presence: STATUS is online, away, busy or offline
   buddy URI               SUBSCRIBE to URI's presence; NOTIFYs print "buddy" lines
   burst URI N PREFIX      N MESSAGEs "PREFIX-1" ... "PREFIX-N", a few milliseconds apart
+  type URI                an isComposing MESSAGE (RFC 3994): active
   quit                    unregister and exit
 
 Everything it sees prints as one JSON object per line on standard output ("ready", "reg",
@@ -47,6 +48,9 @@ class Account(pj.Account):
 
     def onInstantMessage(self, prm):
         out("im", frm=prm.fromUri, to=prm.toUri, body=prm.msgBody, content_type=prm.contentType)
+
+    def onTypingIndication(self, prm):
+        out("typing", frm=prm.fromUri, active=prm.isTyping)
 
     def onInstantMessageStatus(self, prm):
         out("im-status", to=prm.toUri, code=prm.code, reason=prm.reason, body=prm.msgBody)
@@ -141,6 +145,11 @@ def main():
             message.content = " ".join(words[2:])
             buddy.sendInstantMessage(message)
             out("im-sent", to=words[1])
+        elif command == "type" and len(words) == 2:
+            typing = pj.SendTypingIndicationParam()
+            typing.isTyping = True
+            buddy_for(words[1], False).sendTypingIndication(typing)
+            out("typing-sent", to=words[1])
         elif command == "burst" and len(words) == 4:
             buddy = buddy_for(words[1], False)
             for index in range(1, int(words[2]) + 1):
