@@ -42,6 +42,22 @@ final class GatewayProcess: @unchecked Sendable {
         return false
     }
 
+    /// Its exit status once it exits within `timeout` (waited for off the cooperative pool).
+    func exitStatus(timeout: Double) async -> Int32? {
+        let pid = self.pid, process = self.process
+        return await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                switch ChildProcess.wait(pid, timeout: timeout) {
+                case .status(let status)?: continuation.resume(returning: status)
+                case .reapedByFoundation?:
+                    process.waitUntilExit()
+                    continuation.resume(returning: process.terminationStatus)
+                case nil: continuation.resume(returning: nil)
+                }
+            }
+        }
+    }
+
     /// SIGKILL: no shutdown code runs, as in a crash or an OOM kill.
     func kill9() async {
         await ChildProcess.stop(pid, signal: SIGKILL, grace: 5)
