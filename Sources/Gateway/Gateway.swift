@@ -233,6 +233,15 @@ public final class Gateway: @unchecked Sendable {
         }.get()
         await domain.stop()
         _ = try? await xmpp.shutdown().get()
+        let queue = self.queue
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            storeQueue.async {
+                // Enqueues waiting for their group commit, then acknowledgements: on disk
+                // before the process goes.
+                queue.flushNow()
+                continuation.resume()
+            }
+        }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             storeQueue.async { continuation.resume() }
         }

@@ -93,6 +93,12 @@ public final class OutboundQueue: @unchecked Sendable {
         }
     }
 
+    /// Commits whatever is pending now, without waiting for the window, and returns once it is
+    /// written (graceful shutdown: nothing acknowledged to a sender stays in memory).
+    public func flushNow() {
+        writes.sync { flush() }
+    }
+
     /// Writes everything pending in one transaction. Runs on `writes`.
     private func flush() {
         lock.lock()
