@@ -160,7 +160,12 @@ extension Gateway {
         guard acknowledgements.add(id) else { return }
         let queue = self.queue
         let pending = acknowledgements
-        storeWrite("acknowledge") { _ in try queue.acknowledge(pending.take()) }
+        let logger = self.logger
+        storeWrite("acknowledge") { _ in
+            let ids = pending.take()
+            try queue.acknowledge(ids)
+            logger.trace("queue rows delivered", metadata: ["rows": "\(ids.count)"])
+        }
     }
 
     // MARK: SIP → XMPP

@@ -90,6 +90,38 @@ public struct StoredSubscription: Hashable, Sendable {
     }
 }
 
+/// The notifier's side of a SIP presence subscription, as kept across restarts.
+public struct StoredSIPWatcher: Hashable, Sendable {
+    public var callID: String
+    public var localTag: String
+    public var remoteTag: String
+    public var presentity: String
+    public var watcher: String
+    /// The last SUBSCRIBE of the dialog, serialized: its dialog fields, Event and Accept.
+    public var subscribe: [UInt8]
+    /// The CSeq of the last NOTIFY sent.
+    public var localSequence: UInt32
+    public var expiresAt: Date
+    public var active: Bool
+    public var transport: String
+    public var source: String
+
+    public init(callID: String, localTag: String, remoteTag: String, presentity: String, watcher: String, subscribe: [UInt8],
+                localSequence: UInt32, expiresAt: Date, active: Bool, transport: String, source: String) {
+        self.callID = callID
+        self.localTag = localTag
+        self.remoteTag = remoteTag
+        self.presentity = presentity
+        self.watcher = watcher
+        self.subscribe = subscribe
+        self.localSequence = localSequence
+        self.expiresAt = expiresAt
+        self.active = active
+        self.transport = transport
+        self.source = source
+    }
+}
+
 public struct StoredNotice: Hashable, Sendable {
     public var id: Int64
     public var addressOfRecord: String
@@ -174,6 +206,23 @@ public final class GatewayStore: Sendable {
                     direction TEXT NOT NULL, presentity TEXT NOT NULL, watcher TEXT NOT NULL,
                     state TEXT NOT NULL, updated_at REAL NOT NULL,
                     PRIMARY KEY (direction, presentity, watcher));
+                """)
+        }
+        migrator.registerMigration("v4: SIP watcher dialogs and publications") { db in
+            // What a restart needs to tell every SIP watcher the current state at once: the
+            // notifier's side of each subscription dialog (its last SUBSCRIBE, our CSeq, the
+            // flow NOTIFYs go down) and each endpoint's published presence (RFC 3903 soft state).
+            try db.execute(sql: """
+                CREATE TABLE sip_watchers (
+                    call_id TEXT NOT NULL, local_tag TEXT NOT NULL, remote_tag TEXT NOT NULL,
+                    presentity TEXT NOT NULL, watcher TEXT NOT NULL, subscribe BLOB NOT NULL,
+                    local_cseq INTEGER NOT NULL, expires_at REAL NOT NULL, state TEXT NOT NULL,
+                    transport TEXT NOT NULL, source TEXT NOT NULL,
+                    PRIMARY KEY (call_id, local_tag, remote_tag));
+                CREATE TABLE publications (
+                    aor TEXT NOT NULL, etag TEXT NOT NULL, document BLOB NOT NULL, sequence INTEGER NOT NULL,
+                    expires_at REAL NOT NULL,
+                    PRIMARY KEY (aor, etag));
                 """)
         }
         return migrator
@@ -317,6 +366,71 @@ public final class GatewayStore: Sendable {
                 StoredSubscription.State(rawValue: row["state"]).map {
                     StoredSubscription(direction: direction, presentity: row["presentity"], watcher: row["watcher"], state: $0)
                 }
+            }
+        }
+    }
+
+    // MARK: SIP watcher dialogs and publications
+
+    public func saveSIPWatcher(_ watcher: StoredSIPWatcher) throws {
+        try writer.write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO sip_watchers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", arguments: [
+                watcher.callID, watcher.localTag, watcher.remoteTag, watcher.presentity, watcher.watcher, Data(watcher.subscribe),
+                Int64(watcher.localSequence), watcher.expiresAt.timeIntervalSince1970, watcher.active ? "active" : "pending",
+                watcher.transport, watcher.source,
+            ])
+        }
+    }
+
+    /// Records the CSeq of the NOTIFY about to be sent in a dialog.
+    public func updateSIPWatcherSequence(callID: String, localTag: String, remoteTag: String, localSequence: UInt32) throws {
+        try writer.write { db in
+            try db.execute(sql: "UPDATE sip_watchers SET local_cseq = ? WHERE call_id = ? AND local_tag = ? AND remote_tag = ?",
+                           arguments: [Int64(localSequence), callID, localTag, remoteTag])
+        }
+    }
+
+    public func removeSIPWatcher(callID: String, localTag: String, remoteTag: String) throws {
+        try writer.write { db in
+            try db.execute(sql: "DELETE FROM sip_watchers WHERE call_id = ? AND local_tag = ? AND remote_tag = ?",
+                           arguments: [callID, localTag, remoteTag])
+        }
+    }
+
+    /// The watcher dialogs that have not expired by `now`; expired ones are forgotten.
+    public func sipWatchers(at now: Date = Date()) throws -> [StoredSIPWatcher] {
+        try writer.write { db in
+            try db.execute(sql: "DELETE FROM sip_watchers WHERE expires_at <= ?", arguments: [now.timeIntervalSince1970])
+            return try Row.fetchAll(db, sql: "SELECT * FROM sip_watchers").map { row in
+                StoredSIPWatcher(
+                    callID: row["call_id"], localTag: row["local_tag"], remoteTag: row["remote_tag"], presentity: row["presentity"],
+                    watcher: row["watcher"], subscribe: Array((row["subscribe"] as Data?) ?? Data()),
+                    localSequence: UInt32(clamping: row["local_cseq"] as Int64), expiresAt: Date(timeIntervalSince1970: row["expires_at"]),
+                    active: (row["state"] as String) == "active", transport: row["transport"], source: row["source"])
+            }
+        }
+    }
+
+    public func savePublication(aor: String, etag: String, document: [UInt8], sequence: UInt64, expiresAt: Date) throws {
+        try writer.write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO publications VALUES (?, ?, ?, ?, ?)",
+                           arguments: [aor, etag, Data(document), Int64(clamping: sequence), expiresAt.timeIntervalSince1970])
+        }
+    }
+
+    public func removePublication(aor: String, etag: String) throws {
+        try writer.write { db in
+            try db.execute(sql: "DELETE FROM publications WHERE aor = ? AND etag = ?", arguments: [aor, etag])
+        }
+    }
+
+    /// Publications that have not expired by `now`; expired ones are forgotten.
+    public func publications(at now: Date = Date()) throws -> [(aor: String, etag: String, document: [UInt8], sequence: UInt64, expiresAt: Date)] {
+        try writer.write { db in
+            try db.execute(sql: "DELETE FROM publications WHERE expires_at <= ?", arguments: [now.timeIntervalSince1970])
+            return try Row.fetchAll(db, sql: "SELECT * FROM publications ORDER BY sequence").map { row in
+                (row["aor"], row["etag"], Array((row["document"] as Data?) ?? Data()), UInt64(clamping: row["sequence"] as Int64),
+                 Date(timeIntervalSince1970: row["expires_at"]))
             }
         }
     }

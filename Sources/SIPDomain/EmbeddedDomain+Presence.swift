@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 import GatewayStore
 import NIOCore
 import SIPCore
@@ -16,6 +17,8 @@ struct WatcherSubscription {
     let presentity: String
     let watcher: String
     let flow: SIPTarget
+    /// The dialog's last SUBSCRIBE, kept in the store so a restart can rebuild the dialog.
+    var subscribe: SIPRequest
     var timer: Scheduled<Void>?
     /// RFC 6665 §4.2.2 ordering: one NOTIFY outstanding at a time; a change meanwhile is sent
     /// once the outstanding one is answered, with the state as it is then (no flood).
@@ -68,6 +71,7 @@ extension EmbeddedDomain {
                     return server.respond(request.makeResponse(412))
                 }
                 state.timer?.cancel()
+                storeWrite("publication replaced") { try $0.removePublication(aor: sender, etag: match) }
                 if granted == 0 {
                     publications[sender] = mine.isEmpty ? nil : mine
                     presenceChanged(sender)
@@ -98,6 +102,13 @@ extension EmbeddedDomain {
                 publicationExpired(sender, etag: etag)
             }
             publications[sender] = mine
+            if let publication = mine[etag]?.publication {
+                let expiresAt = Date().addingTimeInterval(TimeInterval(granted))
+                storeWrite("publication") {
+                    try $0.savePublication(aor: sender, etag: etag, document: publication.document.serialized(),
+                                           sequence: publication.sequence, expiresAt: expiresAt)
+                }
+            }
             var response = request.makeResponse(200)
             response.headers.add(.sipETag, etag)
             response.headers.add(.expires, String(granted))
@@ -108,6 +119,7 @@ extension EmbeddedDomain {
 
     private func publicationExpired(_ aor: String, etag: String) {
         guard publications[aor]?.removeValue(forKey: etag) != nil else { return }
+        storeWrite("publication expired") { try $0.removePublication(aor: aor, etag: etag) }
         if publications[aor]?.isEmpty ?? false { publications[aor] = nil }
         presenceChanged(aor)
     }
@@ -179,8 +191,9 @@ extension EmbeddedDomain {
                     guard let created else { return }
                     let id = created.dialog.id
                     subscriptions[id] = WatcherSubscription(subscription: created, presentity: presentity, watcher: watcher,
-                                                            flow: SIPTarget(server.source))
+                                                            flow: SIPTarget(server.source), subscribe: request)
                     watchersByPresentity[presentity, default: []].insert(id)
+                    persist(id)
                     armExpiry(id)
                     notify(id)
                     if let hooks = presenceHooks, isForeign(String(presentity.split(separator: "@").last ?? "")) {
@@ -203,7 +216,9 @@ extension EmbeddedDomain {
         server.respond(subscribeResponse(request, answer: answer, toTag: toTag, transport: server.source.transport))
         guard case .accepted = answer else { return }
         live.timer?.cancel()
+        live.subscribe = request
         subscriptions[id] = live
+        persist(id)
         armExpiry(id)
         notify(id)
     }
@@ -249,6 +264,13 @@ extension EmbeddedDomain {
         }
         let body = notifyBody(for: live)
         var request = live.subscription.makeNotify(body: body, now: now)
+        if !live.subscription.isTerminated {
+            // The CSeq goes on from here after a restart (§12.2.1.1: increasing in the dialog).
+            let sequence = live.subscription.dialog.localSequence
+            storeWrite("NOTIFY sequence") {
+                try $0.updateSIPWatcherSequence(callID: id.callID, localTag: id.localTag, remoteTag: id.remoteTag, localSequence: sequence)
+            }
+        }
         request.headers.add(.contact, "<\(edge.contact(for: live.flow.transport))>")
         live.notifying = true
         live.dirty = false
@@ -282,6 +304,7 @@ extension EmbeddedDomain {
     }
 
     private func forget(_ id: SIPDialog.ID, presentity: String) {
+        storeWrite("watcher dialog ended") { try $0.removeSIPWatcher(callID: id.callID, localTag: id.localTag, remoteTag: id.remoteTag) }
         subscriptions[id] = nil
         watchersByPresentity[presentity]?.remove(id)
         if watchersByPresentity[presentity]?.isEmpty ?? false { watchersByPresentity[presentity] = nil }
@@ -309,6 +332,58 @@ extension EmbeddedDomain {
             live.notifying = false
             subscriptions[id] = live
             notify(id)
+        }
+    }
+
+    // MARK: Across restarts
+
+    /// Keeps a watcher dialog in the store (created, refreshed, authorized).
+    func persist(_ id: SIPDialog.ID) {
+        guard let live = subscriptions[id], !live.subscription.isTerminated else { return }
+        let stored = StoredSIPWatcher(
+            callID: id.callID, localTag: id.localTag, remoteTag: id.remoteTag, presentity: live.presentity, watcher: live.watcher,
+            subscribe: live.subscribe.serialized(), localSequence: live.subscription.dialog.localSequence,
+            expiresAt: Date().addingTimeInterval(Double((live.subscription.expiresAt - now).components.seconds)),
+            active: live.subscription.state == .active, transport: live.flow.transport.rawValue, source: Self.hostPort(live.flow.address))
+        storeWrite("watcher dialog") { try $0.saveSIPWatcher(stored) }
+    }
+
+    /// What a previous run left (on the loop, at start): every endpoint's publication that has
+    /// not expired, and every watcher dialog, each of which gets a NOTIFY with the state now.
+    func restore(publications stored: [(aor: String, etag: String, document: [UInt8], sequence: UInt64, expiresAt: Date)],
+                 watchers: [StoredSIPWatcher]) {
+        for entry in stored {
+            guard let document = try? PIDFDocument(bytes: entry.document) else { continue }
+            let remaining = entry.expiresAt.timeIntervalSinceNow
+            guard remaining > 0 else { continue }
+            var state = PublicationState(publication: PresenceComposer.Publication(etag: entry.etag, document: document, sequence: entry.sequence))
+            let (aor, etag) = (entry.aor, entry.etag)
+            state.timer = loop.scheduleTask(in: .milliseconds(Int64(remaining * 1000))) { [self] in publicationExpired(aor, etag: etag) }
+            publications[aor, default: [:]][etag] = state
+            publicationSequence = max(publicationSequence, entry.sequence)
+        }
+        let parser = SIPParser()
+        for watcher in watchers {
+            guard case .request(let request)? = try? parser.parse(datagram: watcher.subscribe),
+                  let flow = Self.target(transport: watcher.transport, source: watcher.source),
+                  let subscription = SIPSubscription.restored(
+                    request, localTag: watcher.localTag, localSequence: watcher.localSequence, active: watcher.active,
+                    expiresAt: now + .milliseconds(Int64(max(0, watcher.expiresAt.timeIntervalSinceNow) * 1000)))
+            else {
+                storeWrite("unreadable watcher dialog") {
+                    try $0.removeSIPWatcher(callID: watcher.callID, localTag: watcher.localTag, remoteTag: watcher.remoteTag)
+                }
+                continue
+            }
+            let id = subscription.dialog.id
+            subscriptions[id] = WatcherSubscription(subscription: subscription, presentity: watcher.presentity, watcher: watcher.watcher,
+                                                    flow: flow, subscribe: request)
+            watchersByPresentity[watcher.presentity, default: []].insert(id)
+            armExpiry(id)
+            notify(id)
+            if let hooks = presenceHooks, isForeign(String(watcher.presentity.split(separator: "@").last ?? "")) {
+                hooks.foreignSubscription(watcher.presentity, watcher.watcher, watcher.active ? .allow : nil)
+            }
         }
     }
 
@@ -366,6 +441,7 @@ extension EmbeddedDomain {
             guard var live = subscriptions[id], live.watcher == watcher else { continue }
             if live.subscription.authorize(decision == .allow) {
                 subscriptions[id] = live
+                persist(id)
                 notify(id)
             }
         }

@@ -92,6 +92,7 @@ public final class EmbeddedDomain: @unchecked Sendable {
                              foreign: ForeignHandler? = nil, presence: PresenceHooks? = nil,
                              diagnostics: @escaping @Sendable (String) -> Void = EmbeddedDomain.standardError) async throws -> EmbeddedDomain {
         let restored = try await Self.onQueue { try store.bindings() }.compactMap { Self.binding(from: $0, configuration: configuration) }
+        let (storedPublications, storedWatchers) = try await Self.onQueue { (try store.publications(), try store.sipWatchers()) }
         let slot = DomainSlot()
         let edge = try await SIPEdge.start(edgeConfiguration, handlers: SIPEdgeHandlers(
             request: { request in
@@ -106,6 +107,7 @@ public final class EmbeddedDomain: @unchecked Sendable {
                                     presence: presence, diagnostics: diagnostics)
         try await edge.eventLoop.submit {
             slot.domain = domain
+            domain.restore(publications: storedPublications, watchers: storedWatchers)
             domain.startDecisionPoll()
         }.get()
         return domain
@@ -516,17 +518,24 @@ public final class EmbeddedDomain: @unchecked Sendable {
         return (ip.contains(":") ? "[\(ip)]" : ip) + ":" + String(address.port ?? 0)
     }
 
-    static func binding(from stored: StoredBinding, configuration: EmbeddedDomainConfiguration) -> SIPBinding? {
-        guard let contact = SIPNameAddress.parse(stored.contact),
-              let transport = SIPSource.Transport(rawValue: stored.transport),
-              let colon = stored.source.lastIndex(of: ":"), let port = Int(stored.source[stored.source.index(after: colon)...]) else {
+    /// A flow as the store keeps it: a transport name and `host:port` (`[v6]:port`).
+    static func target(transport name: String, source: String) -> SIPTarget? {
+        guard let transport = SIPSource.Transport(rawValue: name),
+              let colon = source.lastIndex(of: ":"), let port = Int(source[source.index(after: colon)...]) else {
             return nil
         }
-        var host = String(stored.source[..<colon])
+        var host = String(source[..<colon])
         if host.hasPrefix("[") { host = String(host.dropFirst().dropLast()) }
         guard let address = try? SocketAddress(ipAddress: host, port: port) else { return nil }
+        return SIPTarget(transport: transport, address: address)
+    }
+
+    static func binding(from stored: StoredBinding, configuration: EmbeddedDomainConfiguration) -> SIPBinding? {
+        guard let contact = SIPNameAddress.parse(stored.contact), let flow = target(transport: stored.transport, source: stored.source) else {
+            return nil
+        }
         return SIPBinding(addressOfRecord: stored.addressOfRecord, contact: contact, callID: stored.callID, cseq: stored.cseq,
-                          expiresAt: stored.expiresAt, flow: SIPTarget(transport: transport, address: address),
+                          expiresAt: stored.expiresAt, flow: flow,
                           userAgent: stored.userAgent,
                           endpointClass: configuration.endpointClass(contactParameters: contact.parameters, userAgent: stored.userAgent))
     }

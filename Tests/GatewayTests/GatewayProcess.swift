@@ -87,7 +87,7 @@ final class GatewayProcess: @unchecked Sendable {
             "STOX_XMPP_CA": pki.path("ca.crt"), "STOX_XMPP_PEER_POLICY": "secure",
             "STOX_XMPP_ROUTES": "a.test=127.0.0.1:\(Prosody.s2sPort)",
             "STOX_STORE_PATH": storePath, "STOX_MAPPINGS_PATH": Golden.repositoryRoot.appendingPathComponent("Mappings").path,
-            "STOX_HTTP_LISTEN": "127.0.0.1:\(httpPort)", "STOX_LOG_LEVEL": "info",
+            "STOX_HTTP_LISTEN": "127.0.0.1:\(httpPort)", "STOX_LOG_LEVEL": ProcessInfo.processInfo.environment["STOX_TEST_LOG"] ?? "info",
         ]
     }
 }

@@ -9,6 +9,7 @@ public struct UAEvent: Decodable, Sendable, CustomStringConvertible {
     public var active: Bool?
     public var frm: String?
     public var to: String?
+    public var uri: String?
     public var body: String?
     public var status: String?
     public var note: String?

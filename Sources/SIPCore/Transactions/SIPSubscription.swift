@@ -59,6 +59,15 @@ public struct SIPSubscription: Hashable, Sendable {
         return (subscription, .accepted(expires: granted))
     }
 
+    /// A subscription kept across a restart of the notifier: the dialog rebuilt from its last
+    /// SUBSCRIBE, with the CSeq of the last NOTIFY sent, active or pending, until `expiresAt`.
+    public static func restored(_ request: SIPRequest, localTag: String, localSequence: UInt32, active: Bool,
+                                expiresAt: SIPInstant) -> SIPSubscription? {
+        guard let event = request.event, let dialog = SIPDialog.uas(request: request, localTag: localTag, localSequence: localSequence)
+        else { return nil }
+        return SIPSubscription(dialog: dialog, event: event, accept: request.accept, state: active ? .active : .pending, expiresAt: expiresAt)
+    }
+
     /// §4.2.1.2–4.2.1.4: a SUBSCRIBE inside the dialog refreshes it; Expires: 0 ends it.
     public mutating func refresh(_ request: SIPRequest, now: SIPInstant, limits: Limits = Limits()) -> Answer {
         guard dialog.acceptRemote(request) else { return .outOfOrder }
