@@ -55,6 +55,9 @@ extension Gateway {
         defer { if !stored { handled() } }
         if message.effectiveType == .error {
             // A bounce of something we sent: the SIP sender was answered already (202).
+            if let id = message.id, let row = outstanding.removeValue(forKey: id) {
+                return bounced(row, message)
+            }
             metrics.error("xmpp-bounce")
             logger.notice("XMPP error for a message from SIP", metadata: [
                 "from": "\(message.from?.description ?? "-")", "to": "\(message.to?.description ?? "-")",
@@ -242,8 +245,40 @@ extension Gateway {
     /// The row leaves the queue once the XMPP server acknowledged the stanza (XEP-0198), so a
     /// link that dies, or a gateway killed, before that sends it again.
     func sendTowardXMPP(id: Int64, _ element: XMLElement) {
-        xmpp.send(element) { [self] in acknowledge(id) }
+        let stanzaID = element.attribute("id")
+        if let stanzaID { outstanding[stanzaID] = (id, element, attempt: (outstanding[stanzaID]?.attempt ?? 0)) }
+        xmpp.send(element) { [self] in
+            acknowledge(id)
+            if let stanzaID { loop.execute { [self] in outstanding[stanzaID] = nil } }
+        }
         metrics.translated("sip-to-xmpp", kind: "message")
+    }
+
+    /// The XMPP side could not take a stored message. A link that failed (the peer down, a
+    /// timeout) is tried again with a growing wait, as long as the message is younger than a
+    /// day; the recipient's own refusal ends it (the sender had 202: it is logged and counted).
+    private func bounced(_ row: (id: Int64, element: XMLElement, attempt: Int), _ error: XMPPMessage) {
+        let condition = error.error?.condition
+        let transient: Set<StanzaError.Condition> = [.remoteServerTimeout, .remoteServerNotFound, .serviceUnavailable, .resourceConstraint, .internalServerError]
+        metrics.error("xmpp-bounce")
+        guard let condition, transient.contains(condition), row.attempt < 12, !stopping else {
+            logger.notice("a message from SIP was refused on the XMPP side", metadata: [
+                "to": "\(error.from?.description ?? "-")", "condition": "\(condition?.rawValue ?? "-")",
+            ])
+            return acknowledge(row.id)
+        }
+        // 5 s, 10 s, 20 s … capped at 10 minutes: about a day in all.
+        let wait = min(600, 5 << min(row.attempt, 7))
+        logger.info("sending a message from SIP again", metadata: ["in": "\(wait)s", "condition": "\(condition.rawValue)"])
+        let element = row.element
+        loop.scheduleTask(in: .seconds(Int64(wait))) { [self] in
+            guard !stopping, let stanzaID = element.attribute("id") else { return }
+            outstanding[stanzaID] = (row.id, element, attempt: row.attempt + 1)
+            xmpp.send(element) { [self] in
+                acknowledge(row.id)
+                loop.execute { [self] in outstanding[stanzaID] = nil }
+            }
+        }
     }
 
     private func withTag(_ response: SIPResponse, for request: SIPRequest) -> SIPResponse {

@@ -59,6 +59,8 @@ public final class Gateway: @unchecked Sendable {
     /// Lync-style IM sessions a local user opened towards an XMPP user, by (local, remote).
     var sessions: [SessionKey: IMSession] = [:]
     let acknowledgements = PendingAcknowledgements()
+    /// Messages toward XMPP sent and not yet acknowledged, by stanza id: a bounce finds its row.
+    var outstanding: [String: (id: Int64, element: XMLElement, attempt: Int)] = [:]
     /// Queue rows older than this were left by a previous run.
     let startedAt = Date()
 
@@ -213,6 +215,12 @@ public final class Gateway: @unchecked Sendable {
             }
             for subscription in watched where subscription.state == .active {
                 probe(presentity: subscription.presentity, watcher: subscription.watcher)
+            }
+            // Each authorized XMPP watcher gets the current presence: it may have changed while
+            // the gateway was down (a publication expired, an endpoint signed out).
+            for (presentity, watchers) in xmppWatchers {
+                let active = watchers.filter { $0.value == .active }.map(\.key)
+                if !active.isEmpty { sendPresence(of: presentity, to: active, force: true) }
             }
             metrics.setSubscriptions(xmppWatchers.values.reduce(0) { $0 + $1.count }, direction: "xmpp-watches-sip")
             metrics.setSubscriptions(watched.count, direction: "sip-watches-xmpp")

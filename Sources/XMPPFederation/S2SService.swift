@@ -50,13 +50,22 @@ final class OutboundLink {
     }
 
     private func write(_ outgoing: Outgoing, on channel: any Channel) {
-        Self.write(outgoing.element, on: channel)
-        guard managed else {
-            outgoing.acknowledged?()
+        guard case .established = state else {
+            // The link failed during an earlier write of this burst (a write to a dead
+            // connection can close the channel at once): another link takes the stanza.
+            service?.resend(outgoing)
             return
         }
-        unacknowledged.append(outgoing)
-        requestAcknowledgement(channel)
+        let tracked = managed
+        // Tracked before the write: if the write itself fails the link, `failed` finds the
+        // stanza among the unacknowledged and sends it again.
+        if tracked { unacknowledged.append(outgoing) }
+        Self.write(outgoing.element, on: channel)
+        if tracked {
+            requestAcknowledgement(channel)
+        } else {
+            outgoing.acknowledged?()
+        }
     }
 
     /// One `<r/>` outstanding at a time, sent after the current burst of writes.

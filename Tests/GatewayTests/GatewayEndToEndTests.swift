@@ -269,7 +269,10 @@ struct GatewayDurabilityTests {
         fixture.proxy?.cut()
         fixture.outboundProxy?.cut()
         let atCut = arrived().count
-        #expect(await eventually(timeout: 90) { arrived().count == 300 }, "\(arrived().count) of 300 arrived")
+        let all = await eventually(timeout: 90) { arrived().count == 300 }
+        let missing = (1...300).map { "out-\($0)" }.filter { arrived()[$0] == nil }
+        let statuses = missing.map { body in "\(body): \(laptop.all { $0.ev == "im-status" && $0.body == body }.map { String($0.code ?? 0) })" }
+        #expect(all, "\(arrived().count) of 300 arrived; missing, with the sender's final status: \(statuses)")
         #expect(atCut < 300, "the cut came after the whole burst")
         // Prosody cannot recognise a resent stanza: those it took just before the cut, whose
         // acknowledgement was lost with the link, arrive twice, with the same id, so a client
@@ -338,6 +341,10 @@ struct GatewayCrashTests {
         } != nil)
         #expect(await laptop.waitFor("alice's state after the restart", timeout: 20) {
             $0.ev == "buddy" && $0.time > restartTime && $0.uri?.contains("alice") == true && $0.status == "Online"
+        } != nil)
+        // And alice, watching bob over XMPP, is sent his current presence.
+        #expect(await alice.waitFor("bob's presence after the restart", timeout: 20) {
+            $0.ev == "presence" && $0.frm == "bob@sip.test/sip" && $0.time > restartTime && $0.status == "before the crash"
         } != nil)
         #expect(await eventually(timeout: 60) {
             let seen = GatewayDurabilityTests.tally(laptop, prefix: "crash")
