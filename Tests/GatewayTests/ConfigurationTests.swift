@@ -7,8 +7,8 @@ import Testing
     func shipped() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let previous = FileManager.default.currentDirectoryPath
-        FileManager.default.changeCurrentDirectoryPath(root.path)
-        defer { FileManager.default.changeCurrentDirectoryPath(previous) }
+        _ = FileManager.default.changeCurrentDirectoryPath(root.path)
+        defer { _ = FileManager.default.changeCurrentDirectoryPath(previous) }
         let configuration = try GatewayConfiguration.load(path: "Config/stox.conf", environment: [:])
         #expect(configuration.sipListen == "127.0.0.1")
         #expect(configuration.xmppListen == "127.0.0.1")

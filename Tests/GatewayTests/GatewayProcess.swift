@@ -15,7 +15,7 @@ final class GatewayProcess: @unchecked Sendable {
 
     init(environment: [String: String], directory: URL, generation: Int) throws {
         logFile = directory.appendingPathComponent("stox-\(generation).log")
-        FileManager.default.createFile(atPath: logFile.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = ["run", "--config", Golden.repositoryRoot.appendingPathComponent("Config/stox.conf").path]
         process.currentDirectoryURL = directory
