@@ -42,6 +42,8 @@ public struct GatewayConfiguration: Sendable {
     public var xmppMode: XMPPMode = .s2s
     public var xmppListen = "127.0.0.1"
     public var xmppPort = 5269
+    /// XEP-0368 direct TLS listener (`_xmpps-server._tcp`); nil: none.
+    public var xmppDirectTLSPort: Int?
     public var xmppCertificate: String?
     public var xmppKey: String?
     public var xmppCA: String?
@@ -67,7 +69,7 @@ public struct GatewayConfiguration: Sendable {
     public static let keys: [String] = [
         "sip.domains", "sip.listen", "sip.udp_port", "sip.tcp_port", "sip.tls_port", "sip.certificate", "sip.key",
         "sip.watcher_policy", "sip.accept_timeout.desktop", "sip.accept_timeout.mobile", "sip.digest_algorithms",
-        "xmpp.mode", "xmpp.listen", "xmpp.port", "xmpp.certificate", "xmpp.key", "xmpp.ca", "xmpp.dialback_secret",
+        "xmpp.mode", "xmpp.listen", "xmpp.port", "xmpp.direct_tls_port", "xmpp.certificate", "xmpp.key", "xmpp.ca", "xmpp.dialback_secret",
         "xmpp.peer_policy", "xmpp.peer_policies", "xmpp.routes",
         "xmpp.component.name", "xmpp.component.server", "xmpp.component.secret",
         "store.path", "mappings.path", "log.level", "http.listen",
@@ -165,6 +167,7 @@ public struct GatewayConfiguration: Sendable {
             xmppMode = mode
         case "xmpp.listen": xmppListen = try Self.host(value)
         case "xmpp.port": xmppPort = try Self.port(value)
+        case "xmpp.direct_tls_port": xmppDirectTLSPort = try optional.map(Self.port)
         case "xmpp.certificate": xmppCertificate = try optional.map(Self.readableFile)
         case "xmpp.key": xmppKey = try optional.map(Self.readableFile)
         case "xmpp.ca": xmppCA = try optional.map(Self.readableFile)
@@ -218,6 +221,7 @@ public struct GatewayConfiguration: Sendable {
         if sipTLSPort != nil, sipCertificate == nil { problems.append("sip.tls_port: needs sip.certificate and sip.key") }
         if sipUDPPort == nil, sipTCPPort == nil, sipTLSPort == nil { problems.append("sip.udp_port, sip.tcp_port, sip.tls_port: no SIP listener") }
         if (xmppCertificate == nil) != (xmppKey == nil) { problems.append("xmpp.certificate, xmpp.key: set both or neither") }
+        if xmppDirectTLSPort != nil, xmppCertificate == nil { problems.append("xmpp.direct_tls_port: needs xmpp.certificate and xmpp.key") }
         if xmppMode == .component {
             if componentName == nil { problems.append("xmpp.component.name: needed in component mode") }
             if componentSecret == nil { problems.append("xmpp.component.secret: needed in component mode (there is no default secret)") }

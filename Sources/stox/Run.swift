@@ -147,7 +147,8 @@ struct CheckConfig: ParsableCommand {
         say("")
         switch configuration.xmppMode {
         case .s2s:
-            say("XMPP: server-to-server federation, listening on \(configuration.xmppListen):\(configuration.xmppPort)")
+            say("XMPP: server-to-server federation, listening on \(configuration.xmppListen):\(configuration.xmppPort)"
+                + (configuration.xmppDirectTLSPort.map { " (STARTTLS) and \($0) (direct TLS, XEP-0368)" } ?? " (STARTTLS)"))
             if let certificate = configuration.xmppCertificate {
                 describeCertificate("XMPP", certificate, &lines, &warnings)
             } else {

@@ -33,7 +33,7 @@ struct CommandLineTests {
     func explains() async throws {
         let (status, output) = try await Self.stox(["check-config"])
         #expect(status == 0, "\(output)")
-        for expected in ["sip.localhost", "UDP 5060", "TCP 5060", "127.0.0.1:5269", "secure by default", "loaded and checked", "var/stox.sqlite",
+        for expected in ["sip.localhost", "UDP 5060", "TCP 5060", "127.0.0.1:5269 (STARTTLS)", "secure by default", "loaded and checked", "var/stox.sqlite",
                          "warning: xmpp.certificate: not set"] {
             #expect(output.contains(expected), "missing \(expected):\n\(output)")
         }
@@ -43,11 +43,12 @@ struct CommandLineTests {
     func refuses() async throws {
         let (status, output) = try await Self.stox(["check-config"], environment: [
             "STOX_SIP_UDP_PORT": "70000", "STOX_SIP_WATCHER_POLICY": "everyone", "STOX_XMPP_DIALBACK_SECRET": "short",
-            "STOX_XMPP_CERTIFICATE": "/nonexistent.pem",
+            "STOX_XMPP_CERTIFICATE": "/nonexistent.pem", "STOX_XMPP_DIRECT_TLS_PORT": "5270",
         ])
         #expect(status == 78)
         for expected in ["STOX_SIP_UDP_PORT: sip.udp_port: 70000 is not a port", "sip.watcher_policy: everyone: expected ask, same-domain or all",
-                         "xmpp.dialback_secret: shorter than 16 bytes", "xmpp.certificate: /nonexistent.pem is not a readable file"] {
+                         "xmpp.dialback_secret: shorter than 16 bytes", "xmpp.certificate: /nonexistent.pem is not a readable file",
+                         "xmpp.direct_tls_port: needs xmpp.certificate and xmpp.key"] {
             #expect(output.contains(expected), "missing \(expected):\n\(output)")
         }
     }
