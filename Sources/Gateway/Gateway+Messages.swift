@@ -243,15 +243,17 @@ extension Gateway {
     }
 
     /// The row leaves the queue once the XMPP server acknowledged the stanza (XEP-0198), so a
-    /// link that dies, or a gateway killed, before that sends it again.
-    func sendTowardXMPP(id: Int64, _ element: XMLElement) {
+    /// link that dies, or a gateway killed, before that sends it again. Until then the stanza is
+    /// kept by id, so that a bounce finds its row (`bounced`).
+    func sendTowardXMPP(id: Int64, _ element: XMLElement, attempt: Int = 0) {
         let stanzaID = element.attribute("id")
-        if let stanzaID { outstanding[stanzaID] = (id, element, attempt: (outstanding[stanzaID]?.attempt ?? 0)) }
+        if let stanzaID { outstanding[stanzaID] = (id, element, attempt) }
+        // The acknowledgement comes on the XMPP side's loop, which is this one.
         xmpp.send(element) { [self] in
             acknowledge(id)
-            if let stanzaID { loop.execute { [self] in outstanding[stanzaID] = nil } }
+            if let stanzaID { outstanding[stanzaID] = nil }
         }
-        metrics.translated("sip-to-xmpp", kind: "message")
+        if attempt == 0 { metrics.translated("sip-to-xmpp", kind: "message") }
     }
 
     /// The XMPP side could not take a stored message. A link that failed (the peer down, a
@@ -270,14 +272,9 @@ extension Gateway {
         // 5 s, 10 s, 20 s … capped at 10 minutes: about a day in all.
         let wait = min(600, 5 << min(row.attempt, 7))
         logger.info("sending a message from SIP again", metadata: ["in": "\(wait)s", "condition": "\(condition.rawValue)"])
-        let element = row.element
         loop.scheduleTask(in: .seconds(Int64(wait))) { [self] in
-            guard !stopping, let stanzaID = element.attribute("id") else { return }
-            outstanding[stanzaID] = (row.id, element, attempt: row.attempt + 1)
-            xmpp.send(element) { [self] in
-                acknowledge(row.id)
-                loop.execute { [self] in outstanding[stanzaID] = nil }
-            }
+            guard !stopping else { return }
+            sendTowardXMPP(id: row.id, row.element, attempt: row.attempt + 1)
         }
     }
 

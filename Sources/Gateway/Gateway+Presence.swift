@@ -29,7 +29,6 @@ extension Gateway {
             // RFC 6121 §3.3: the subscription ends; the contact's server sends unavailable.
             if xmppWatchers[local]?.removeValue(forKey: from.bare) != nil {
                 storeWrite("unsubscribe") { try $0.setSubscription(nil, direction: .xmppWatchesSIP, presentity: local, watcher: from.bare.description) }
-                metrics.subscriptionsChanged(-1, direction: "xmpp-watches-sip")
             }
             if let me = jid(ofAOR: local) { send(XMPPPresence(from: me.bare, to: from.bare, type: .unavailable).element()) }
         case .probe:
@@ -80,7 +79,6 @@ extension Gateway {
     /// later policy change does not silently revoke it), refused, or pending.
     private func apply(_ decision: WatcherDecision?, watcher: JID, watcherAOR: String, presentity: String) {
         guard let me = jid(ofAOR: presentity)?.bare else { return }
-        let known = xmppWatchers[presentity]?[watcher] != nil
         switch decision {
         case .allow:
             xmppWatchers[presentity, default: [:]][watcher] = .active
@@ -88,19 +86,16 @@ extension Gateway {
                 try store.setDecision(.allow, presentity: presentity, watcher: watcherAOR)
                 try store.setSubscription(.active, direction: .xmppWatchesSIP, presentity: presentity, watcher: watcher.description)
             }
-            if !known { metrics.subscriptionsChanged(1, direction: "xmpp-watches-sip") }
             send(XMPPPresence(from: me, to: watcher, type: .subscribed).element())
             sendPresence(of: presentity, to: [watcher], force: true)
         case .block:
             xmppWatchers[presentity]?[watcher] = nil
             storeWrite("watcher refused") { try $0.setSubscription(nil, direction: .xmppWatchesSIP, presentity: presentity, watcher: watcher.description) }
-            if known { metrics.subscriptionsChanged(-1, direction: "xmpp-watches-sip") }
             send(XMPPPresence(from: me, to: watcher, type: .unsubscribed).element())
         case nil:
             // The SIP user decides (`stox watchers allow`); until then nothing is revealed.
             xmppWatchers[presentity, default: [:]][watcher] = .pending
             storeWrite("watcher pending") { try $0.setSubscription(.pending, direction: .xmppWatchesSIP, presentity: presentity, watcher: watcher.description) }
-            if !known { metrics.subscriptionsChanged(1, direction: "xmpp-watches-sip") }
         }
     }
 
@@ -225,10 +220,8 @@ extension Gateway {
         foreignResources[presentity] = resources.isEmpty ? nil : resources
         var presences = toSIP.ordered(Array(resources.values))
         if presences.isEmpty { presences = [XMPPPresence(from: from.bare, to: presence.to, type: .unavailable)] }
-        for index in presences.indices { presences[index].to = presence.to }
         do {
-            let notify = try toSIP.presence(presences).value
-            domain.setForeignPresence(presentity, try PIDFDocument(bytes: notify.body))
+            domain.setForeignPresence(presentity, try toSIP.presenceDocument(presences).value)
             metrics.translated("xmpp-to-sip", kind: "presence")
         } catch {
             metrics.error("translation")

@@ -80,6 +80,10 @@ public final class Gateway: @unchecked Sendable {
         self.logger = logger
         let queue = self.queue
         metrics.queueDepth = { try? queue.depth() }
+        metrics.subscriptionCounts = {
+            let counts = (try? store.subscriptionCounts()) ?? [:]
+            return Dictionary(uniqueKeysWithValues: StoredSubscription.Direction.allCases.map { ($0.rawValue, counts[$0] ?? 0) })
+        }
     }
 
     /// What `/health` says: the store answers, and the XMPP side has at least the links it
@@ -223,8 +227,6 @@ public final class Gateway: @unchecked Sendable {
                 let active = watchers.filter { $0.value == .active }.map(\.key)
                 if !active.isEmpty { sendPresence(of: presentity, to: active, force: true) }
             }
-            metrics.setSubscriptions(xmppWatchers.values.reduce(0) { $0 + $1.count }, direction: "xmpp-watches-sip")
-            metrics.setSubscriptions(watched.count, direction: "sip-watches-xmpp")
             startPendingPoll()
             redeliverLeftovers()
         }.get()
@@ -250,9 +252,6 @@ public final class Gateway: @unchecked Sendable {
                 queue.flushNow()
                 continuation.resume()
             }
-        }
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            storeQueue.async { continuation.resume() }
         }
         logger.info("gateway stopped")
     }

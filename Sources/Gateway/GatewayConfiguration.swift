@@ -176,21 +176,9 @@ public struct GatewayConfiguration: Sendable {
             dialbackSecret = optional
         case "xmpp.peer_policy": defaultPeerPolicy = try Self.policy(value)
         case "xmpp.peer_policies":
-            var policies: [String: PeerPolicy] = [:]
-            for item in Self.list(value) {
-                let parts = item.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-                guard parts.count == 2, !parts[0].isEmpty else { throw BadValue("\(item): expected domain:policy") }
-                policies[parts[0].lowercased()] = try Self.policy(parts[1])
-            }
-            peerPolicies = policies
+            peerPolicies = try Self.perDomain(value, separator: ":", expected: "domain:policy", Self.policy)
         case "xmpp.routes":
-            var routes: [String: Endpoint] = [:]
-            for item in Self.list(value) {
-                let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-                guard parts.count == 2, !parts[0].isEmpty else { throw BadValue("\(item): expected domain=host:port") }
-                routes[parts[0].lowercased()] = try Self.endpoint(parts[1])
-            }
-            self.routes = routes
+            routes = try Self.perDomain(value, separator: "=", expected: "domain=host:port", Self.endpoint)
         case "xmpp.component.name": componentName = optional?.lowercased()
         case "xmpp.component.server": componentServer = try Self.endpoint(value)
         case "xmpp.component.secret": componentSecret = optional
@@ -231,6 +219,18 @@ public struct GatewayConfiguration: Sendable {
 
     static func list(_ value: String) -> [String] {
         value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
+    /// A list of `domain<separator>value` items, by (lower-cased) domain.
+    static func perDomain<T>(_ value: String, separator: Character, expected: String,
+                             _ parse: (String) throws(BadValue) -> T) throws(BadValue) -> [String: T] {
+        var result: [String: T] = [:]
+        for item in list(value) {
+            let parts = item.split(separator: separator, maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2, !parts[0].isEmpty else { throw BadValue("\(item): expected \(expected)") }
+            result[parts[0].lowercased()] = try parse(parts[1])
+        }
+        return result
     }
 
     static func port(_ value: String) throws(BadValue) -> Int {

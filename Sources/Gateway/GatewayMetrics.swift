@@ -10,9 +10,10 @@ public final class GatewayMetrics: @unchecked Sendable {
     private var errors: [String: Int] = [:]
     private var stored: [String: Int] = [:]
     private var linksUp: [String: Int] = [:]
-    private var subscriptions: [String: Int] = [:]
-    /// Read at scrape time (the durable queue's depth comes from the store).
+    /// Read at scrape time from the store, which is where the queue and the subscriptions are:
+    /// counting them again here by hand could only drift from it.
     var queueDepth: @Sendable () -> Int? = { nil }
+    var subscriptionCounts: @Sendable () -> [String: Int] = { [:] }
 
     public init() {}
 
@@ -53,14 +54,6 @@ public final class GatewayMetrics: @unchecked Sendable {
         }
     }
 
-    func setSubscriptions(_ count: Int, direction: String) {
-        lock.withLock { subscriptions["direction=\"\(direction)\""] = count }
-    }
-
-    func subscriptionsChanged(_ delta: Int, direction: String) {
-        lock.withLock { subscriptions["direction=\"\(direction)\"", default: 0] += delta }
-    }
-
     /// A counter's value, for tests and `/health`.
     public func count(translated direction: String, kind: String) -> Int {
         lock.withLock { translated["direction=\"\(direction)\",kind=\"\(kind)\""] ?? 0 }
@@ -70,6 +63,7 @@ public final class GatewayMetrics: @unchecked Sendable {
 
     public func render() -> String {
         let depth = queueDepth()
+        let subscriptions = Dictionary(uniqueKeysWithValues: subscriptionCounts().map { ("direction=\"\($0.key)\"", $0.value) })
         return lock.withLock {
             var out = ""
             func family(_ name: String, _ type: String, _ help: String, _ values: [String: Int]) {

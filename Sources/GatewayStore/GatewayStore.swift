@@ -359,6 +359,17 @@ public final class GatewayStore: Sendable {
         }
     }
 
+    /// How many subscriptions each direction holds (the metrics gauge reads it at scrape time).
+    public func subscriptionCounts() throws -> [StoredSubscription.Direction: Int] {
+        try writer.read { db in
+            var counts: [StoredSubscription.Direction: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT direction, COUNT(*) AS n FROM subscriptions GROUP BY direction") {
+                if let direction = StoredSubscription.Direction(rawValue: row["direction"]) { counts[direction] = row["n"] }
+            }
+            return counts
+        }
+    }
+
     public func subscriptions(direction: StoredSubscription.Direction) throws -> [StoredSubscription] {
         try writer.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM subscriptions WHERE direction = ? ORDER BY presentity, watcher",

@@ -141,9 +141,10 @@ public struct XMPPToSIP: Sendable {
         }
         switch format {
         case .pidf:
-            let document = try pidf(presences, entity: addresses.presenceEntity(from), diagnostics: &diagnostics)
+            let document = try presenceDocument(presences)
+            diagnostics += document.diagnostics
             request.headers.add(.contentType, SIPMediaType.pidf.essence)
-            request.body = document.serialized()
+            request.body = document.value.serialized()
         case .msrtc:
             let best = mostAvailable(presences)
             let state = PresenceState(best)
@@ -157,6 +158,19 @@ public struct XMPPToSIP: Sendable {
             request.body = document.serialized()
         }
         return Translated(request, diagnostics: diagnostics)
+    }
+
+    /// The PIDF document `presence(_:format: .pidf)` carries, for a notifier that keeps the
+    /// document and writes its own NOTIFYs (the gateway's embedded domain): the same
+    /// translation without a request to serialize and parse back.
+    public func presenceDocument(_ presences: [XMPPPresence]) throws(TranslationRefusal) -> Translated<PIDFDocument> {
+        guard let from = presences.first?.from else { throw TranslationRefusal(.badRequest, "no presence with a 'from'") }
+        guard presences.allSatisfy({ $0.from?.bare == from.bare }) else {
+            throw TranslationRefusal(.badRequest, "presences of different users cannot share a document")
+        }
+        var diagnostics: [String] = []
+        let document = try pidf(presences, entity: addresses.presenceEntity(from), diagnostics: &diagnostics)
+        return Translated(document, diagnostics: diagnostics)
     }
 
     private func pidf(_ presences: [XMPPPresence], entity: String, diagnostics: inout [String]) throws(TranslationRefusal) -> PIDFDocument {

@@ -127,6 +127,8 @@ struct GatewayEndToEndTests {
         #expect(await eventually(timeout: 5) {
             try fixture.gateway.storedSubscriptions(watchers: true).contains { $0.presentity == "bob@sip.test" && $0.watcher == "alice@a.test" && $0.state == .active }
         })
+        // The /metrics gauge counts what the store holds.
+        #expect(fixture.gateway.metrics.render().contains("stox_subscriptions{direction=\"xmpp-watches-sip\"} 1"))
         for agent in [laptop, phone] { await agent.stop() }
         await alice.stop()
         await fixture.stop()

@@ -39,13 +39,7 @@ final class GatewayFixture: @unchecked Sendable {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         pki = try TestPKI()
         let storePath = directory.appendingPathComponent("stox.sqlite").path
-        let store = try GatewayStore(path: storePath)
-        for (user, password) in Self.users {
-            try store.addUser(StoredUser(
-                username: user, domain: sipDomain,
-                ha1MD5: DigestAlgorithm.md5.ha1(username: user, realm: sipDomain, password: password),
-                ha1SHA256: DigestAlgorithm.sha256.ha1(username: user, realm: sipDomain, password: password)))
-        }
+        try Self.addUsers(to: GatewayStore(path: storePath), domain: sipDomain)
         let (certificate, key) = try pki.leaf("sip", dnsNames: ["sip.test"], selfSigned: !secure)
         outboundProxy = proxy ? try TCPProxy(to: Prosody.s2sPort) : nil
         var environment = [
@@ -78,6 +72,16 @@ final class GatewayFixture: @unchecked Sendable {
         } catch {
             await gateway.stop()
             throw error
+        }
+    }
+
+    /// `users` in `store`, as `stox users add` would put them.
+    static func addUsers(to store: GatewayStore, domain: String) throws {
+        for (user, password) in users {
+            try store.addUser(StoredUser(
+                username: user, domain: domain,
+                ha1MD5: DigestAlgorithm.md5.ha1(username: user, realm: domain, password: password),
+                ha1SHA256: DigestAlgorithm.sha256.ha1(username: user, realm: domain, password: password)))
         }
     }
 

@@ -72,13 +72,7 @@ final class GatewayProcess: @unchecked Sendable {
     /// carol added to its store, and Prosody's a.test reached over SASL EXTERNAL.
     static func prepare(directory: URL, pki: TestPKI) throws -> [String: String] {
         let storePath = directory.appendingPathComponent("stox.sqlite").path
-        let store = try GatewayStore(path: storePath)
-        for (user, password) in GatewayFixture.users {
-            try store.addUser(StoredUser(
-                username: user, domain: "sip.test",
-                ha1MD5: DigestAlgorithm.md5.ha1(username: user, realm: "sip.test", password: password),
-                ha1SHA256: DigestAlgorithm.sha256.ha1(username: user, realm: "sip.test", password: password)))
-        }
+        try GatewayFixture.addUsers(to: GatewayStore(path: storePath), domain: "sip.test")
         let (certificate, key) = try pki.leaf("sip", dnsNames: ["sip.test"])
         return [
             "STOX_SIP_DOMAINS": "sip.test", "STOX_SIP_UDP_PORT": String(sipPort), "STOX_SIP_TCP_PORT": String(sipPort),
