@@ -28,6 +28,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
+        // Latency histograms in stox-bench (p50/p99/p99.9 without keeping every sample).
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // expat, the streaming XML tokenizer (libexpat1-dev).
@@ -146,8 +148,10 @@ let package = Package(
         .executableTarget(
             name: "stox-bench",
             dependencies: [
-                "SIPCore", "SIPEdge", "XMPPCore", "XMLCore", "CExpat", "XMPPFederation",
+                "SIPCore", "SIPEdge", "XMPPCore", "XMLCore", "CExpat", "XMPPFederation", "GatewayStore",
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strictSettings
         ),

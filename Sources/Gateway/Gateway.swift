@@ -162,6 +162,7 @@ public final class Gateway: @unchecked Sendable {
                 routes: configuration.routes.mapValues { (host: $0.host, port: $0.port) },
                 listenHost: configuration.xmppListen, listenPort: configuration.xmppPort)
             s2s.establishTimeout = 30
+            s2s.peerRate = (configuration.peerRate, configuration.peerRate * 4)
             s2s.directTLSPort = configuration.xmppDirectTLSPort
             // XEP-0198: a peer learns a message was taken only once it is in the store.
             s2s.streamManagement = true

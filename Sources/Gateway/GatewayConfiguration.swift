@@ -50,6 +50,9 @@ public struct GatewayConfiguration: Sendable {
     /// Empty: a random secret for this process (XEP-0185 keys need only outlive a verification).
     public var dialbackSecret: String?
     public var defaultPeerPolicy: PeerPolicy = .secure
+    /// Stanzas per second one peer domain may send before its stream is paused (not dropped);
+    /// bursts of four seconds' worth pass at once.
+    public var peerRate: Double = 500
     public var peerPolicies: [String: PeerPolicy] = [:]
     public var routes: [String: Endpoint] = [:]
     public var componentName: String?
@@ -70,7 +73,7 @@ public struct GatewayConfiguration: Sendable {
         "sip.domains", "sip.listen", "sip.udp_port", "sip.tcp_port", "sip.tls_port", "sip.certificate", "sip.key",
         "sip.watcher_policy", "sip.accept_timeout.desktop", "sip.accept_timeout.mobile", "sip.digest_algorithms",
         "xmpp.mode", "xmpp.listen", "xmpp.port", "xmpp.direct_tls_port", "xmpp.certificate", "xmpp.key", "xmpp.ca", "xmpp.dialback_secret",
-        "xmpp.peer_policy", "xmpp.peer_policies", "xmpp.routes",
+        "xmpp.peer_policy", "xmpp.peer_policies", "xmpp.peer_rate", "xmpp.routes",
         "xmpp.component.name", "xmpp.component.server", "xmpp.component.secret",
         "store.path", "mappings.path", "log.level", "http.listen",
     ]
@@ -175,6 +178,11 @@ public struct GatewayConfiguration: Sendable {
             if let optional, optional.utf8.count < 16 { throw BadValue("shorter than 16 bytes: guessable") }
             dialbackSecret = optional
         case "xmpp.peer_policy": defaultPeerPolicy = try Self.policy(value)
+        case "xmpp.peer_rate":
+            guard let rate = Double(value), rate >= 1, rate <= 10_000_000 else {
+                throw BadValue("\(value): expected stanzas per second, 1 to 10000000")
+            }
+            peerRate = rate
         case "xmpp.peer_policies":
             peerPolicies = try Self.perDomain(value, separator: ":", expected: "domain:policy", Self.policy)
         case "xmpp.routes":

@@ -1,4 +1,5 @@
 import CExpat
+import Foundation
 import SIPCore
 import XMLCore
 import XMPPCore
@@ -13,6 +14,34 @@ struct StoxBench {
         var rounds = 9
         var filter: String? = nil
         var arguments = CommandLine.arguments.dropFirst()
+        if arguments.first == "relay" {
+            let ports = arguments.dropFirst().compactMap { Int($0) }
+            guard ports.count == 2 else { print("usage: stox-bench relay LISTEN_PORT TARGET_PORT"); return }
+            try Relay.serve(listen: ports[0], target: ports[1])
+            return
+        }
+        if arguments.first == "gateway" {
+            arguments.removeFirst()
+            var options = GatewayBench.Options()
+            while let argument = arguments.popFirst() {
+                switch argument {
+                case "--seconds": options.seconds = Double(arguments.popFirst() ?? "") ?? options.seconds
+                case "--latency-seconds": options.latencySeconds = Double(arguments.popFirst() ?? "") ?? options.latencySeconds
+                case "--rounds": options.rounds = Int(arguments.popFirst() ?? "") ?? options.rounds
+                case "--window": options.window = Int(arguments.popFirst() ?? "") ?? options.window
+                case "--udp": options.transport = .udp
+                case "--subscriptions": options.subscriptions = Int(arguments.popFirst() ?? "") ?? options.subscriptions
+                case "--scenarios":
+                    options.scenarios = (arguments.popFirst() ?? "").split(separator: ",").map(String.init)
+                default:
+                    print("usage: stox-bench gateway [--seconds S] [--latency-seconds S] [--rounds N] [--window N] [--udp]")
+                    print("                          [--subscriptions N] [--scenarios \(GatewayBench.all.joined(separator: ","))]")
+                    return
+                }
+            }
+            try await GatewayBench.run(options)
+            return
+        }
         if let mode = arguments.first, mode == "s2s" || mode == "sip" {
             arguments.removeFirst()
             var count = 20_000
@@ -38,6 +67,7 @@ struct StoxBench {
                 print("usage: stox-bench [--rounds N] [--filter SUBSTRING]   codecs, ns per operation")
                 print("       stox-bench s2s [--rounds N] [--count N]         one loopback s2s link, messages per second")
                 print("       stox-bench sip [--rounds N] [--count N]         the SIP edge under SIPp, UDP and TCP, requests per second")
+                print("       stox-bench gateway [--help]                     stox run end to end: throughput, latency, presence, scale, memory")
                 return
             default:
                 print("unknown argument \(argument)")
@@ -133,6 +163,14 @@ struct StoxBench {
     static func format(_ value: Double) -> String {
         String(Int(value.rounded()))
     }
+}
+
+/// Every line is written at once, even into a pipe or a file (where the C library would buffer
+/// it): progress shows as a long run goes, and the relay child's "bound" line reaches the
+/// parent that waits for it.
+func print(_ items: Any..., separator: String = " ", terminator: String = "\n") {
+    let line = items.map { "\($0)" }.joined(separator: separator) + terminator
+    FileHandle.standardOutput.write(Data(line.utf8))
 }
 
 @inline(never)

@@ -157,6 +157,7 @@ struct CheckConfig: ParsableCommand {
             say("Peer policy: \(GatewayConfiguration.policyName(configuration.defaultPeerPolicy)) by default"
                 + (configuration.peerPolicies.isEmpty ? "" : "; " + configuration.peerPolicies.sorted { $0.key < $1.key }
                     .map { "\($0.key): \(GatewayConfiguration.policyName($0.value))" }.joined(separator: ", ")))
+            say("Peer rate: \(Int(configuration.peerRate)) stanzas/s per peer domain (bursts of \(Int(configuration.peerRate * 4))), then its stream pauses")
             say("Peers found through " + (configuration.routes.isEmpty ? "DNS SRV (_xmpp-server._tcp, _xmpps-server._tcp)"
                 : "static routes (" + configuration.routes.sorted { $0.key < $1.key }.map { "\($0.key) -> \($0.value)" }.joined(separator: ", ") + "), else DNS SRV"))
             say("Dialback secret: " + (configuration.dialbackSecret == nil ? "random for each start" : "set"))

@@ -1,0 +1,317 @@
+import Crypto
+import Foundation
+import NIOCore
+import NIOPosix
+import SIPCore
+
+/// A SIP user agent built for load, not for conformance: one TCP connection (or one UDP socket)
+/// to the gateway, requests written from templates with many in flight, and one flush per burst
+/// rather than per request. Setup requests (REGISTER, the first MESSAGE, SUBSCRIBE, PUBLISH) go
+/// through `transact`, which answers digest challenges; load requests reuse the nonce with a
+/// rising nonce count (RFC 7616 §3.4.5), one MD5 each. Requests from the gateway (MESSAGE,
+/// NOTIFY) are answered 200 at once and handed to `onRequest`. Everything runs on `loop`.
+final class SIPLoadClient: @unchecked Sendable {
+    enum Transport: String, Sendable { case tcp, udp }
+
+    let transport: Transport
+    let loop: any EventLoop
+    let gateway: SocketAddress
+    let domain: String
+    private(set) var channel: (any Channel)!
+    private(set) var localPort = 0
+
+    /// Final responses to requests not sent through `transact` (the load).
+    var onResponse: ((SIPResponse) -> Void)?
+    /// Requests from the gateway, after they were answered 200.
+    var onRequest: ((SIPRequest) -> Void)?
+    var protocolErrors = 0
+
+    private var transactions: [String: EventLoopPromise<SIPResponse>] = [:]
+    private var counter = 0
+    private let parser = SIPParser()
+
+    init(transport: Transport, loop: any EventLoop, gateway: SocketAddress, domain: String) {
+        self.transport = transport
+        self.loop = loop
+        self.gateway = gateway
+        self.domain = domain
+    }
+
+    func connect() -> EventLoopFuture<Void> {
+        switch transport {
+        case .tcp:
+            return ClientBootstrap(group: loop)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(StreamHandler(client: self)) }
+                }
+                .connect(to: gateway)
+                .map { channel in
+                    self.channel = channel
+                    self.localPort = channel.localAddress?.port ?? 0
+                }
+        case .udp:
+            return DatagramBootstrap(group: loop)
+                .channelOption(.socketOption(.so_reuseaddr), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(DatagramHandler(client: self)) }
+                }
+                .bind(host: "127.0.0.1", port: 0)
+                .map { channel in
+                    self.channel = channel
+                    self.localPort = channel.localAddress?.port ?? 0
+                }
+        }
+    }
+
+    func close() -> EventLoopFuture<Void> {
+        channel.close().recover { _ in }
+    }
+
+    // MARK: Writing
+
+    /// Queues bytes; nothing leaves before `flush` (one syscall per burst).
+    func write(_ buffer: ByteBuffer) {
+        switch transport {
+        case .tcp: channel.write(NIOAny(buffer), promise: nil)
+        case .udp: channel.write(NIOAny(AddressedEnvelope(remoteAddress: gateway, data: buffer)), promise: nil)
+        }
+    }
+
+    func flush() { channel.flush() }
+
+    var viaTransport: String { transport == .tcp ? "TCP" : "UDP" }
+    var contactParameters: String { transport == .tcp ? ";transport=tcp" : "" }
+
+    func nextTag() -> Int {
+        counter += 1
+        return counter
+    }
+
+    // MARK: Setup transactions, with digest
+
+    /// Sends a request and completes with its final response, answering one 401/407 challenge
+    /// with `password`. The digest session the challenge opened is kept for `messageLoad`.
+    func transact(method: String, uri: String, user: String, password: String, to: String,
+                  headers: [String] = [], contentType: String? = nil, body: String = "") -> EventLoopFuture<SIPResponse> {
+        let callID = "setup-\(nextTag())-\(localPort)@bench"
+        return send(method: method, uri: uri, user: user, to: to, callID: callID, cseq: 1, headers: headers,
+                    contentType: contentType, body: body).flatMap { response in
+            guard response.statusCode == 401 || response.statusCode == 407 else { return self.loop.makeSucceededFuture(response) }
+            let proxy = response.statusCode == 407
+            let challenges = response.headers.values(proxy ? .proxyAuthenticate : .wwwAuthenticate).compactMap(SIPAuthorization.parse)
+            guard let challenge = challenges.first(where: { $0.algorithm.uppercased() == "MD5" }),
+                  var session = DigestSession(challenge: challenge, user: user, password: password, proxy: proxy) else {
+                return self.loop.makeSucceededFuture(response)
+            }
+            let authorization = session.authorization(method: method, uri: uri)
+            self.digest = session
+            return self.send(method: method, uri: uri, user: user, to: to, callID: callID, cseq: 2,
+                             headers: headers + ["\(proxy ? "Proxy-Authorization" : "Authorization"): \(authorization)"],
+                             contentType: contentType, body: body)
+        }
+    }
+
+    /// The digest session opened by the last challenge (realm, nonce, count).
+    var digest: DigestSession?
+
+    private func send(method: String, uri: String, user: String, to: String, callID: String, cseq: Int,
+                      headers: [String], contentType: String?, body: String) -> EventLoopFuture<SIPResponse> {
+        let promise = loop.makePromise(of: SIPResponse.self)
+        transactions[callID] = promise
+        var text = "\(method) \(uri) SIP/2.0\r\n"
+        text += "Via: SIP/2.0/\(viaTransport) 127.0.0.1:\(localPort);branch=z9hG4bK-s\(nextTag());rport\r\n"
+        text += "Max-Forwards: 70\r\n"
+        text += "From: <sip:\(user)@\(domain)>;tag=f\(nextTag())\r\n"
+        text += "To: <\(to)>\r\n"
+        text += "Call-ID: \(callID)\r\n"
+        text += "CSeq: \(cseq) \(method)\r\n"
+        text += "Contact: <sip:\(user)@127.0.0.1:\(localPort)\(contactParameters)>\r\n"
+        for header in headers { text += header + "\r\n" }
+        if let contentType { text += "Content-Type: \(contentType)\r\n" }
+        text += "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
+        write(ByteBuffer(string: text))
+        flush()
+        // A setup transaction that gets no answer fails the run instead of hanging it.
+        let timeout = loop.scheduleTask(in: .seconds(10)) {
+            if let pending = self.transactions.removeValue(forKey: callID) {
+                pending.fail(BenchError("no answer to \(method) \(uri) within 10 s"))
+            }
+        }
+        return promise.futureResult.always { _ in timeout.cancel() }
+    }
+
+    // MARK: Load messages
+
+    /// A MESSAGE from `user` to `target` whose body carries `sequence` in a fixed width, so that
+    /// every request of a run has the same size (the relay baseline relies on it).
+    func loadMessage(user: String, target: String, sequence: Int) -> ByteBuffer {
+        let tag = nextTag()
+        let body = "Load message #" + Self.fixed(sequence) + ": wherefore art thou, Romeo? Deny thy father."
+        var buffer = ByteBufferAllocator().buffer(capacity: 900)
+        buffer.writeString("MESSAGE \(target) SIP/2.0\r\n")
+        buffer.writeString("Via: SIP/2.0/\(viaTransport) 127.0.0.1:\(localPort);branch=z9hG4bK-")
+        buffer.writeString(Self.fixed(tag))
+        buffer.writeString(";rport\r\nMax-Forwards: 70\r\nFrom: <sip:\(user)@\(domain)>;tag=")
+        buffer.writeString(Self.fixed(tag))
+        buffer.writeString("\r\nTo: <\(target)>\r\nCall-ID: load-")
+        buffer.writeString(Self.fixed(tag))
+        buffer.writeString("-\(localPort)@bench\r\nCSeq: 1 MESSAGE\r\n")
+        if var digest {
+            buffer.writeString(digest.proxy ? "Proxy-Authorization: " : "Authorization: ")
+            buffer.writeString(digest.authorization(method: "MESSAGE", uri: target))
+            buffer.writeString("\r\n")
+            self.digest = digest
+        }
+        buffer.writeString("Content-Type: text/plain;charset=UTF-8\r\nContent-Length: \(body.utf8.count)\r\n\r\n")
+        buffer.writeString(body)
+        return buffer
+    }
+
+    /// Ten digits, zero-padded.
+    static func fixed(_ value: Int) -> String {
+        let digits = String(value)
+        return digits.count >= 10 ? digits : String(repeating: "0", count: 10 - digits.count) + digits
+    }
+
+    /// The sequence number a load message carries in its body, if any.
+    static func sequence(in body: some Collection<UInt8>) -> Int? {
+        // "#" then ten digits.
+        guard let hash = body.firstIndex(of: UInt8(ascii: "#")) else { return nil }
+        var value = 0
+        var index = body.index(after: hash)
+        var digits = 0
+        while index != body.endIndex, digits < 10 {
+            let byte = body[index]
+            guard byte >= 0x30, byte <= 0x39 else { break }
+            value = value * 10 + Int(byte - 0x30)
+            digits += 1
+            index = body.index(after: index)
+        }
+        return digits == 10 ? value : nil
+    }
+
+    // MARK: Reading
+
+    fileprivate func received(_ message: SIPMessage, from source: SocketAddress?) {
+        switch message {
+        case .response(let response):
+            guard response.isFinal else { return }
+            if let callID = response.callID, let promise = transactions.removeValue(forKey: callID) {
+                promise.succeed(response)
+            } else {
+                onResponse?(response)
+            }
+        case .request(let request):
+            guard request.method != .ack else { return }
+            let response = request.makeResponse(200, toTag: "ua\(localPort)")
+            let bytes = ByteBuffer(bytes: response.serialized())
+            switch transport {
+            case .tcp: channel.write(NIOAny(bytes), promise: nil)
+            case .udp: channel.write(NIOAny(AddressedEnvelope(remoteAddress: source ?? gateway, data: bytes)), promise: nil)
+            }
+            onRequest?(request)
+        }
+    }
+
+    private final class StreamHandler: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = ByteBuffer
+        let client: SIPLoadClient
+        var framer = SIPStreamFramer()
+        var pending: ByteBuffer?
+
+        init(client: SIPLoadClient) { self.client = client }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            var bytes = unwrapInboundIn(data)
+            if var kept = pending {
+                kept.writeBuffer(&bytes)
+                bytes = kept
+            }
+            do {
+                while let frame = try framer.next(from: &bytes) {
+                    if case .message(let message) = frame { client.received(message, from: nil) }
+                }
+            } catch {
+                client.protocolErrors += 1
+                context.close(promise: nil)
+                return
+            }
+            if bytes.readableBytes > 0 {
+                bytes.discardReadBytes()
+                pending = bytes
+            } else {
+                pending = nil
+            }
+        }
+
+        func channelReadComplete(context: ChannelHandlerContext) { context.flush() }
+    }
+
+    private final class DatagramHandler: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = AddressedEnvelope<ByteBuffer>
+        let client: SIPLoadClient
+
+        init(client: SIPLoadClient) { self.client = client }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let envelope = unwrapInboundIn(data)
+            guard let message = try? client.parser.parse(datagram: envelope.data) else {
+                client.protocolErrors += 1
+                return
+            }
+            client.received(message, from: envelope.remoteAddress)
+        }
+
+        func channelReadComplete(context: ChannelHandlerContext) { context.flush() }
+    }
+}
+
+/// A client's digest session: the challenge's nonce reused with a rising count, so that a load
+/// request costs one MD5 (HA1 and HA2 are fixed for a user and a target).
+struct DigestSession: Sendable {
+    let realm: String
+    let nonce: String
+    let opaque: String?
+    let user: String
+    let ha1: String
+    let proxy: Bool
+    var count: UInt32 = 0
+    private var ha2Cache: [String: String] = [:]
+
+    init?(challenge: SIPAuthorization, user: String, password: String, proxy: Bool) {
+        guard let realm = challenge.realm, let nonce = challenge.nonce else { return nil }
+        self.realm = realm
+        self.nonce = nonce
+        self.opaque = challenge.opaque
+        self.user = user
+        self.proxy = proxy
+        self.ha1 = Self.md5("\(user):\(realm):\(password)")
+    }
+
+    mutating func authorization(method: String, uri: String) -> String {
+        count += 1
+        let key = method + " " + uri
+        let ha2: String
+        if let cached = ha2Cache[key] { ha2 = cached } else { ha2 = Self.md5("\(method):\(uri)"); ha2Cache[key] = ha2 }
+        let nc = String(count, radix: 16)
+        let padded = String(repeating: "0", count: max(0, 8 - nc.count)) + nc
+        let response = Self.md5("\(ha1):\(nonce):\(padded):bench:auth:\(ha2)")
+        var value = "Digest username=\"\(user)\", realm=\"\(realm)\", nonce=\"\(nonce)\", uri=\"\(uri)\", algorithm=MD5, "
+        value += "response=\"\(response)\", qop=auth, nc=\(padded), cnonce=\"bench\""
+        if let opaque { value += ", opaque=\"\(opaque)\"" }
+        return value
+    }
+
+    static func md5(_ text: String) -> String {
+        Insecure.MD5.hash(data: Array(text.utf8)).map { byte in
+            let hex = String(byte, radix: 16)
+            return byte < 16 ? "0" + hex : hex
+        }.joined()
+    }
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
