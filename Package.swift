@@ -63,11 +63,17 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // Channel handlers both network edges share (flush coalescing).
+        .target(
+            name: "StoxNIO",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strictSettings
+        ),
         // The SIP edge on SwiftNIO: UDP, TCP and TLS transports driving the §17 transaction machines.
         .target(
             name: "SIPEdge",
             dependencies: [
-                "SIPCore",
+                "SIPCore", "StoxNIO",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -105,7 +111,7 @@ let package = Package(
         .target(
             name: "XMPPFederation",
             dependencies: [
-                "XMPPCore", "XMLCore", "StoxDNS",
+                "XMPPCore", "XMLCore", "StoxDNS", "StoxNIO",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),

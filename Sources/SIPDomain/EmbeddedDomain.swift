@@ -252,23 +252,59 @@ public final class EmbeddedDomain: @unchecked Sendable {
         let offered = server.request.headers.values(header).compactMap(SIPAuthorization.parse)
             .first { $0.isDigest && $0.realm == realm }
         guard let username = offered?.username else { return challenge(server, realm: realm, proxy: proxy, stale: false) }
+        let key = username + "@" + realm
+        if let cached = credentialCache[key], cached.until > .now() {
+            return verify(server, realm: realm, proxy: proxy, header: header, user: cached.user, then: then)
+        }
+        // Requests of a user whose lookup is under way wait behind it, so they are verified in
+        // the order they came: a client's nonce counts must rise (RFC 7616 §3.4.5), and one that
+        // pipelines requests would see later ones refused as replays if they overtook.
+        let waiting = (server: server, verify: { [self] (user: StoredUser?) in
+            verify(server, realm: realm, proxy: proxy, header: header, user: user, then: then)
+        })
+        if credentialLookups[key] != nil {
+            credentialLookups[key]?.append(waiting)
+            return
+        }
+        credentialLookups[key] = [waiting]
         let store = self.store
         storeQueue.async { [self] in
             let lookup = Result { try store.user(username: username, domain: realm) }
             loop.execute { [self] in
-                guard case .success(let user) = lookup else { return storeUnavailable(server, lookup) }
-                let verdict = authenticators[realm]?.verify(server.request, header: header, now: now) { name, algorithm in
-                    guard let user, name == user.username else { return nil }
-                    return algorithm == .md5 ? user.ha1MD5 : user.ha1SHA256
-                } ?? .missing
-                switch verdict {
-                case .authenticated(let name): then(name)
-                case .missing: challenge(server, realm: realm, proxy: proxy, stale: false)
-                case .stale: challenge(server, realm: realm, proxy: proxy, stale: true)
-                case .rejected(let reason):
-                    server.respond(server.request.makeResponse(403, reasonPhrase: "Forbidden (\(reason))"))
+                let waiting = credentialLookups.removeValue(forKey: key) ?? []
+                guard case .success(let user) = lookup else {
+                    for request in waiting { storeUnavailable(request.server, lookup) }
+                    return
                 }
+                if credentialCache.count >= 100_000 { credentialCache.removeAll(keepingCapacity: true) }
+                credentialCache[key] = (user, .now() + Self.credentialLifetime)
+                for request in waiting { request.verify(user) }
             }
+        }
+    }
+
+    /// Requests waiting for a user's lookup, in arrival order.
+    private var credentialLookups: [String: [(server: SIPServerRequest, verify: (StoredUser?) -> Void)]] = [:]
+
+    /// Users' HA1s as last read from the store, for `credentialLifetime`. Every authenticated
+    /// request (each MESSAGE of a busy sender) would otherwise cost a store read and two thread
+    /// hops; with it a sender's requests are verified on the loop. The price: a password changed
+    /// or a user removed with `stox users` (another process) takes effect within that time.
+    private var credentialCache: [String: (user: StoredUser?, until: NIODeadline)] = [:]
+    static let credentialLifetime = TimeAmount.seconds(5)
+
+    private func verify(_ server: SIPServerRequest, realm: String, proxy: Bool, header: SIPHeaderName, user: StoredUser?,
+                        then: @escaping @Sendable (String) -> Void) {
+        let verdict = authenticators[realm]?.verify(server.request, header: header, now: now) { name, algorithm in
+            guard let user, name == user.username else { return nil }
+            return algorithm == .md5 ? user.ha1MD5 : user.ha1SHA256
+        } ?? .missing
+        switch verdict {
+        case .authenticated(let name): then(name)
+        case .missing: challenge(server, realm: realm, proxy: proxy, stale: false)
+        case .stale: challenge(server, realm: realm, proxy: proxy, stale: true)
+        case .rejected(let reason):
+            server.respond(server.request.makeResponse(403, reasonPhrase: "Forbidden (\(reason))"))
         }
     }
 

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import StoxNIO
 import NIOSSL
 import SIPCore
 
@@ -347,6 +348,7 @@ extension SIPTransactionCore {
                         try channel.pipeline.syncOperations.addHandler(
                             NIOSSLClientHandler(context: clientTLS, serverHostname: target.serverName))
                     }
+                    try channel.pipeline.syncOperations.addHandler(FlushCoalescingHandler())
                     try channel.pipeline.syncOperations.addHandler(
                         SIPStreamHandler(core: self, transport: target.transport, limits: limits, maxConnections: maxConnections))
                 }

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import StoxNIO
 import NIOSSL
 import SIPCore
 
@@ -190,6 +191,7 @@ public final class SIPEdge: Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
+                    try channel.pipeline.syncOperations.addHandler(FlushCoalescingHandler())
                     try channel.pipeline.syncOperations.addHandler(SIPStreamHandler(
                         core: core, transport: transport, limits: configuration.limits, maxConnections: configuration.maxConnections))
                 }

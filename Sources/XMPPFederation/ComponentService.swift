@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import StoxNIO
 import XMLCore
 import XMPPCore
 
@@ -85,9 +86,11 @@ public final class ComponentService: @unchecked Sendable {
     private func connect() {
         guard !stopped else { return }
         ClientBootstrap(group: eventLoop)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(.seconds(10))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(FlushCoalescingHandler())
                     try channel.pipeline.syncOperations.addHandler(ComponentLinkHandler(service: self))
                 }
             }

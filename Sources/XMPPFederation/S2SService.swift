@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import StoxNIO
 import NIOSSL
 import NIOTLS
 import XMLCore
@@ -303,6 +304,7 @@ public final class S2SService: @unchecked Sendable {
     private func startDirectTLSListener(port: Int) -> EventLoopFuture<Void> {
         let configuration = self.configuration
         return ServerBootstrap(group: eventLoop)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -322,6 +324,7 @@ public final class S2SService: @unchecked Sendable {
                         }
                     })
                     try channel.pipeline.syncOperations.addHandler(sni)
+                    try channel.pipeline.syncOperations.addHandler(FlushCoalescingHandler())
                     try channel.pipeline.syncOperations.addHandler(inbound)
                 }
             }
@@ -331,9 +334,11 @@ public final class S2SService: @unchecked Sendable {
 
     private func startListener() -> EventLoopFuture<Int> {
         ServerBootstrap(group: eventLoop)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(FlushCoalescingHandler())
                     try channel.pipeline.syncOperations.addHandler(InboundLinkHandler(service: self, configuration: self.configuration))
                 }
             }
@@ -468,9 +473,11 @@ public final class S2SService: @unchecked Sendable {
         guard let candidate = candidates.first else { return }
         let configuration = self.configuration
         ClientBootstrap(group: eventLoop)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(.seconds(10))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(FlushCoalescingHandler())
                     try channel.pipeline.syncOperations.addHandler(
                         OutboundLinkHandler(link: bound.value, configuration: configuration, directTLS: candidate.directTLS))
                 }
@@ -572,6 +579,7 @@ public final class S2SService: @unchecked Sendable {
         }
         let promise = eventLoop.makePromise(of: DialbackElement.Outcome.self)
         ClientBootstrap(group: eventLoop)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(.seconds(10))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
