@@ -212,14 +212,28 @@ extension Gateway {
         guard let from = presence.from else { return }
         var resources = foreignResources[presentity] ?? [:]
         let resource = from.resourcepart ?? ""
+        // XMPP broadcasts one change as one stanza per subscriber (RFC 6121 §4.4.2): with N SIP
+        // users watching, the same presence arrives N times, addressed to each. Only the first
+        // is a change; notifying every watcher for each copy would be N² NOTIFYs.
+        var kept = presence
+        kept.to = nil
+        kept.id = nil
         if presence.type == .unavailable {
             if from.resourcepart == nil { resources = [:] } else { resources[resource] = nil }
+            // Offline already, and the watchers were told: another copy of the same news.
+            if resources.isEmpty, foreignResources[presentity] == nil, foreignOffline.contains(presentity) { return }
         } else {
-            resources[resource] = presence
+            if resources[resource] == kept { return }
+            resources[resource] = kept
         }
         foreignResources[presentity] = resources.isEmpty ? nil : resources
         var presences = toSIP.ordered(Array(resources.values))
-        if presences.isEmpty { presences = [XMPPPresence(from: from.bare, to: presence.to, type: .unavailable)] }
+        if presences.isEmpty {
+            presences = [XMPPPresence(from: from.bare, to: presence.to, type: .unavailable)]
+            foreignOffline.insert(presentity)
+        } else {
+            foreignOffline.remove(presentity)
+        }
         do {
             domain.setForeignPresence(presentity, try toSIP.presenceDocument(presences).value)
             metrics.translated("xmpp-to-sip", kind: "presence")

@@ -54,6 +54,8 @@ public final class Gateway: @unchecked Sendable {
     var lastSentPresence: [String: XMPPPresence] = [:]
     /// The resources of XMPP users that local SIP users watch, by the XMPP user's address.
     var foreignResources: [String: [String: XMPPPresence]] = [:]
+    /// XMPP users whose SIP watchers were last told they are offline.
+    var foreignOffline: Set<String> = []
     var pendingPoll: RepeatedTask?
     // Messages (Gateway+Messages.swift).
     /// Lync-style IM sessions a local user opened towards an XMPP user, by (local, remote).

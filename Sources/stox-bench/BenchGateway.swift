@@ -32,6 +32,16 @@ final class BenchGateway: @unchecked Sendable {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     }
 
+    /// Every gateway started and not yet stopped, so that a scenario that fails half-way does
+    /// not leave one running (`stopAll`).
+    nonisolated(unsafe) private static var running: [BenchGateway] = []
+    private static let lock = NSLock()
+
+    static func stopAll() async {
+        let all = lock.withLock { running }
+        for gateway in all { await gateway.stop() }
+    }
+
     init(peerPort: Int, extraDomains: [String] = []) throws {
         self.peerPort = peerPort
         self.extraDomains = extraDomains
@@ -84,6 +94,7 @@ final class BenchGateway: @unchecked Sendable {
         process.standardError = handle
         try process.run()
         self.process = process
+        Self.lock.withLock { Self.running.append(self) }
         let deadline = Date().addingTimeInterval(120)
         while Date() < deadline {
             if await Self.healthy() { return }
@@ -107,6 +118,7 @@ final class BenchGateway: @unchecked Sendable {
 
     /// SIGTERM (graceful), then SIGKILL after `grace` seconds.
     func stop(grace: Double = 20) async {
+        Self.lock.withLock { Self.running.removeAll { $0 === self } }
         guard let process, process.isRunning else { return }
         kill(process.processIdentifier, SIGTERM)
         let deadline = Date().addingTimeInterval(grace)

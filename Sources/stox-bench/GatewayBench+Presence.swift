@@ -97,7 +97,9 @@ extension GatewayBench {
                 guard let from = element.attribute("from"), let to = element.attribute("to"), to.hasPrefix("x1@") else { return }
                 switch element.attribute("type") {
                 case "subscribe":
+                    // RFC 6121 §3.1.5: approve, then send the contact's current presence.
                     peer.send(BenchXMPPPeer.presence(from: "x1@\(xmpp)", to: from, type: "subscribed"))
+                    peer.send(BenchXMPPPeer.presence(from: "x1@\(xmpp)/desk", to: from))
                 case "probe":
                     peer.send(BenchXMPPPeer.presence(from: "x1@\(xmpp)/desk", to: from))
                 default: break

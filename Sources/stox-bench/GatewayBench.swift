@@ -98,16 +98,24 @@ enum GatewayBench {
         var baseline: [Double] = []
         var maxima: [String: Double] = [:]
         for scenario in options.scenarios {
-            switch scenario {
-            case "baseline": baseline = try await Self.baseline(bench)
-            case "sip-to-xmpp": maxima[scenario] = try await Self.sipToXMPP(bench, baseline: baseline)
-            case "xmpp-to-sip": maxima[scenario] = try await Self.xmppToSIP(bench, baseline: baseline)
-            case "latency": try await Self.latency(bench, maxima: maxima)
-            case "fanout": try await Self.fanout(bench)
-            case "scale": try await Self.scale(bench)
-            case "idle": try await Self.idle(bench)
-            default: print("unknown scenario \(scenario); known: \(all.joined(separator: ", "))")
+            do {
+                switch scenario {
+                case "baseline": baseline = try await Self.baseline(bench)
+                case "sip-to-xmpp": maxima[scenario] = try await Self.sipToXMPP(bench, baseline: baseline)
+                case "xmpp-to-sip": maxima[scenario] = try await Self.xmppToSIP(bench, baseline: baseline)
+                case "latency": try await Self.latency(bench, maxima: maxima)
+                case "fanout": try await Self.fanout(bench)
+                case "scale": try await Self.scale(bench)
+                case "idle": try await Self.idle(bench)
+                default: print("unknown scenario \(scenario); known: \(all.joined(separator: ", "))")
+                }
+            } catch {
+                // One scenario failing (a peer misbehaving, a timeout) does not end the others.
+                print("  \(scenario) FAILED: \(error)")
+                print("")
             }
+            await BenchGateway.stopAll()
+            try? await loop.submit { bench.presence = nil; bench.notify = nil; bench.sink = nil; peer.onStanza = { bench.stanza($0) } }.get()
         }
         await peer.shutdown()
         try await group.shutdownGracefully()
