@@ -184,10 +184,13 @@ enum GatewayBench {
         let client = SIPLoadClient(transport: .tcp, loop: loop, gateway: try SocketAddress(ipAddress: "127.0.0.1", port: relayPort),
                                    domain: BenchGateway.domain)
         // A digest session of the same shape as the gateway's, so the bytes are the same size.
-        var challenge = SIPAuthorization(scheme: "Digest")
-        challenge.add("realm", BenchGateway.domain)
-        challenge.add("nonce", "6a1f2c3d.0000000000000000.00112233445566778899aabbccddeeff")
-        challenge.add("qop", "auth")
+        let challenge = {
+            var challenge = SIPAuthorization(scheme: "Digest")
+            challenge.add("realm", BenchGateway.domain)
+            challenge.add("nonce", "6a1f2c3d.0000000000000000.00112233445566778899aabbccddeeff")
+            challenge.add("qop", "auth")
+            return challenge
+        }()
         let target = "sip:x0@\(BenchXMPPPeer.domain)"
         let size = try await loop.submit {
             client.digest = DigestSession(challenge: challenge, user: "u0", password: BenchGateway.password, proxy: true)

@@ -25,6 +25,8 @@ final class LoadDriver: @unchecked Sendable {
     private var window = 0
     private var running = false
     private var perSecond: [Int] = []
+    private var lastCount = 0
+    private var pacer: RepeatedTask?
 
     /// Added to every sequence number, so that a straggler from an earlier run is not taken
     /// for one of this run's.
@@ -90,16 +92,15 @@ final class LoadDriver: @unchecked Sendable {
         let start: UInt64 = try await loop.submit { [self] in
             self.window = window
             running = true
+            lastCount = 0
             latency.reset()
             let start = Self.now()
             if rate == nil { pump() }
             return start
         }.get()
-        var lastCount = 0
-        var pacer: RepeatedTask? = nil
         if let rate {
             // Every millisecond, send what is due by now; each is stamped with when it was due.
-            pacer = loop.scheduleRepeatedTask(initialDelay: .zero, delay: .milliseconds(1)) { [self] _ in
+            let pacer = loop.scheduleRepeatedTask(initialDelay: .zero, delay: .milliseconds(1)) { [self] _ in
                 guard running else { return }
                 let now = Self.now()
                 let due = Int(Double(now - start) / 1e9 * rate)
@@ -107,6 +108,7 @@ final class LoadDriver: @unchecked Sendable {
                 while sent < due { emit(dueAt: start + UInt64(Double(sent) / rate * 1e9)) }
                 flush()
             }
+            try await loop.submit { self.pacer = pacer }.get()
         }
         let sampler = loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [self] _ in
             guard running else { return }

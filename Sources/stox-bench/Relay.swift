@@ -36,7 +36,7 @@ enum Relay {
         init(peer: any Channel) { self.peer = peer }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            peer.write(data, promise: nil)
+            peer.write(unwrapInboundIn(data), promise: nil)
         }
 
         func channelReadComplete(context: ChannelHandlerContext) {

@@ -73,8 +73,8 @@ final class SIPLoadClient: @unchecked Sendable {
     /// Queues bytes; nothing leaves before `flush` (one syscall per burst).
     func write(_ buffer: ByteBuffer) {
         switch transport {
-        case .tcp: channel.write(NIOAny(buffer), promise: nil)
-        case .udp: channel.write(NIOAny(AddressedEnvelope(remoteAddress: gateway, data: buffer)), promise: nil)
+        case .tcp: channel.write(buffer, promise: nil)
+        case .udp: channel.write(AddressedEnvelope(remoteAddress: gateway, data: buffer), promise: nil)
         }
     }
 
@@ -207,8 +207,8 @@ final class SIPLoadClient: @unchecked Sendable {
             let response = request.makeResponse(200, toTag: "ua\(localPort)")
             let bytes = ByteBuffer(bytes: response.serialized())
             switch transport {
-            case .tcp: channel.write(NIOAny(bytes), promise: nil)
-            case .udp: channel.write(NIOAny(AddressedEnvelope(remoteAddress: source ?? gateway, data: bytes)), promise: nil)
+            case .tcp: channel.write(bytes, promise: nil)
+            case .udp: channel.write(AddressedEnvelope(remoteAddress: source ?? gateway, data: bytes), promise: nil)
             }
             onRequest?(request)
         }
