@@ -7,8 +7,10 @@ import NIOCore
 /// task, which NIO runs after the tick's I/O, and later flushes in the same tick ride on it. A
 /// lone message waits for nothing but the end of the current tick.
 ///
-/// Put it between the socket (or TLS) and the protocol handler; a TLS handler added later at
-/// `.first` ends up beneath it, so TLS still writes whole batches.
+/// Put it between the socket (or TLS) and the protocol handler. A TLS handler added later, for
+/// STARTTLS, goes above it (`.before(protocolHandler)`), never at `.first`: the plaintext
+/// `<proceed/>` is still waiting for this tick's flush, and a TLS handler beneath would hold that
+/// flush back until its handshake, which the peer starts only after reading `<proceed/>`.
 public final class FlushCoalescingHandler: ChannelOutboundHandler, RemovableChannelHandler {
     public typealias OutboundIn = NIOAny
     public typealias OutboundOut = NIOAny

@@ -104,7 +104,10 @@ final class InboundLinkHandler: ChannelInboundHandler, RemovableChannelHandler {
                     guard let tls = try configuration.serverContext(for: negotiation.peerDomain, localDomain: negotiation.localDomain) else {
                         throw S2SError.noCertificate
                     }
-                    try context.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls), position: .first)
+                    // Above the flush coalescer, not at the head: the `<proceed/>` written just
+                    // now waits below for the tick's flush, which must reach the socket in the
+                    // clear (NIOSSL holds flushes back until its handshake is done).
+                    try context.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls), position: .before(self))
                 } catch {
                     context.close(promise: nil)
                 }

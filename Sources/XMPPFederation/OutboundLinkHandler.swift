@@ -76,7 +76,8 @@ final class OutboundLinkHandler: ChannelInboundHandler, RemovableChannelHandler 
                 do {
                     let tls = try NIOSSLClientHandler(
                         context: configuration.clientContext(for: link.remoteDomain, from: link.localDomain, directTLS: directTLS), serverHostname: link.remoteDomain)
-                    try context.pipeline.syncOperations.addHandler(tls, position: .first)
+                    // Above the flush coalescer, like the inbound side (InboundLinkHandler).
+                    try context.pipeline.syncOperations.addHandler(tls, position: .before(self))
                 } catch {
                     perform(negotiation.tlsFailed("\(error)"), context)
                 }
