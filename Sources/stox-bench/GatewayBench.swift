@@ -216,6 +216,8 @@ enum GatewayBench {
         for _ in 0..<bench.options.rounds {
             let driver = LoadDriver(loop: loop, base: bench.base())
             try await loop.submit {
+                // Counting starts again with each run's sequence numbers (the last run drained).
+                counter.bytes = 0
                 counter.driver = driver
                 driver.send = { client.write(client.loadMessage(user: "u0", target: target, sequence: $0)) }
                 driver.flush = { client.flush() }

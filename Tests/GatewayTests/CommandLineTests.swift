@@ -43,12 +43,13 @@ struct CommandLineTests {
     func refuses() async throws {
         let (status, output) = try await Self.stox(["check-config"], environment: [
             "STOX_SIP_UDP_PORT": "70000", "STOX_SIP_WATCHER_POLICY": "everyone", "STOX_XMPP_DIALBACK_SECRET": "short",
-            "STOX_XMPP_CERTIFICATE": "/nonexistent.pem", "STOX_XMPP_DIRECT_TLS_PORT": "5270",
+            "STOX_XMPP_CERTIFICATE": "/nonexistent.pem", "STOX_XMPP_DIRECT_TLS_PORT": "5270", "STOX_XMPP_PEER_RATE": "0",
         ])
         #expect(status == 78)
         for expected in ["STOX_SIP_UDP_PORT: sip.udp_port: 70000 is not a port", "sip.watcher_policy: everyone: expected ask, same-domain or all",
                          "xmpp.dialback_secret: shorter than 16 bytes", "xmpp.certificate: /nonexistent.pem is not a readable file",
-                         "xmpp.direct_tls_port: needs xmpp.certificate and xmpp.key"] {
+                         "xmpp.direct_tls_port: needs xmpp.certificate and xmpp.key",
+                         "xmpp.peer_rate: 0: expected stanzas per second, 1 to 10000000"] {
             #expect(output.contains(expected), "missing \(expected):\n\(output)")
         }
     }
