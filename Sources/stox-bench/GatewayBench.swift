@@ -51,8 +51,14 @@ enum GatewayBench {
             switch element.name {
             case "message":
                 if element.attribute("type") == "error" {
-                    sink?.errors += 1
                     unexpected["message error", default: 0] += 1
+                    // A bounce of a load message (its id is "b" and the sequence): an error,
+                    // and its place in the window is free.
+                    if let id = element.attribute("id"), id.hasPrefix("b"), let sequence = SIPLoadClient.sequence(in: Array(("#" + id.dropFirst()).utf8)) {
+                        sink?.fail(sequence)
+                    } else {
+                        sink?.errors += 1
+                    }
                 } else if let body = element.firstChild("body")?.text, let sequence = SIPLoadClient.sequence(in: body.utf8) {
                     sink?.complete(sequence)
                 }
@@ -72,8 +78,14 @@ enum GatewayBench {
 
         func response(_ response: SIPResponse) {
             guard !response.isSuccess else { return }
-            sink?.errors += 1
             unexpected["SIP \(response.statusCode)", default: 0] += 1
+            // A refused load message never reaches XMPP: it ends here, as an error, and frees
+            // its place in the window (the Call-ID carries its sequence number).
+            if let callID = response.callID, callID.hasPrefix("load-"), let sequence = SIPLoadClient.sequence(in: Array(("#" + callID.dropFirst(5)).utf8)) {
+                sink?.fail(sequence)
+            } else {
+                sink?.errors += 1
+            }
         }
 
         func takeUnexpected() -> [String: Int] {
@@ -268,12 +280,14 @@ enum GatewayBench {
             let driver = LoadDriver(loop: bench.loop, base: bench.base())
             try await bench.loop.submit {
                 bench.sink = driver
-                driver.send = { sender.write(sender.loadMessage(user: "u0", target: target, sequence: $0)) }
+                driver.send = { sender.sendLoad(user: "u0", target: target, sequence: $0) }
                 driver.flush = { sender.flush() }
             }.get()
             let result = try await driver.run(seconds: bench.options.seconds, window: bench.options.window)
             rates.append(result.rate)
-            print("  run \(round + 1): " + describe(result) + unexpectedText(bench) + "; gateway RSS \(gateway.residentKiB / 1024) MiB")
+            let (resent, abandoned) = try await bench.loop.submit { (sender.retransmissions, sender.timedOut) }.get()
+            let udp = sender.transport == .udp ? "; UDP retransmissions so far \(resent), abandoned \(abandoned)" : ""
+            print("  run \(round + 1): " + describe(result) + unexpectedText(bench) + udp + "; gateway RSS \(gateway.residentKiB / 1024) MiB")
         }
         row("messages/s, sustained", rates, unit: "msg/s")
         ratio(rates, baseline)
@@ -364,7 +378,7 @@ enum GatewayBench {
                 try await bench.loop.submit {
                     bench.sink = driver
                     if direction == "sip-to-xmpp" {
-                        driver.send = { client.write(client.loadMessage(user: "u0", target: target, sequence: $0)) }
+                        driver.send = { client.sendLoad(user: "u0", target: target, sequence: $0) }
                         driver.flush = { client.flush() }
                     } else {
                         driver.send = { peer.send(BenchXMPPPeer.message(from: "x0@\(BenchXMPPPeer.domain)/load", to: "u1@\(BenchGateway.domain)", sequence: $0)) }

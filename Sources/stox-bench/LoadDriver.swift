@@ -66,8 +66,21 @@ final class LoadDriver: @unchecked Sendable {
         completed += 1
         let elapsed = Self.now() &- dueAt[sequence]
         _ = latency.record(elapsed / 1000)
-        if running, window > 0, sent - completed <= window - Swift.max(1, window / 4) { pump() }
+        if running, window > 0, sent - completed - failed <= window - Swift.max(1, window / 4) { pump() }
     }
+
+    /// Called on `loop` when message `sequence` was refused on the way: it counts as an error,
+    /// not as an arrival, and its place in the window is free again.
+    func fail(_ numbered: Int) {
+        let sequence = numbered - base
+        errors += 1
+        guard sequence >= 0, sequence < sent, !seen[sequence] else { return }
+        seen[sequence] = true
+        failed += 1
+        if running, window > 0, sent - completed - failed <= window - Swift.max(1, window / 4) { pump() }
+    }
+
+    private(set) var failed = 0
 
     private func emit(dueAt time: UInt64) {
         dueAt.append(time)
@@ -79,7 +92,7 @@ final class LoadDriver: @unchecked Sendable {
     private func pump() {
         let now = Self.now()
         var wrote = false
-        while sent - completed < window {
+        while sent - completed - failed < window {
             emit(dueAt: now)
             wrote = true
         }
@@ -124,7 +137,7 @@ final class LoadDriver: @unchecked Sendable {
         }.get()
         let deadline = Date().addingTimeInterval(drain)
         while Date() < deadline {
-            let done = try await loop.submit { [self] in completed >= sent }.get()
+            let done = try await loop.submit { [self] in completed + failed >= sent }.get()
             if done { break }
             try await Task.sleep(for: .milliseconds(50))
         }

@@ -65,7 +65,7 @@ final class SIPLoadClient: @unchecked Sendable {
     }
 
     func close() -> EventLoopFuture<Void> {
-        channel.close().recover { _ in }
+        loop.submit { self.retransmitter?.cancel() }.flatMap { self.channel.close() }.recover { _ in }
     }
 
     // MARK: Writing
@@ -155,7 +155,7 @@ final class SIPLoadClient: @unchecked Sendable {
         buffer.writeString(";rport\r\nMax-Forwards: 70\r\nFrom: <sip:\(user)@\(domain)>;tag=")
         buffer.writeString(Self.fixed(tag))
         buffer.writeString("\r\nTo: <\(target)>\r\nCall-ID: load-")
-        buffer.writeString(Self.fixed(tag))
+        buffer.writeString(Self.fixed(sequence))
         buffer.writeString("-\(localPort)@bench\r\nCSeq: 1 MESSAGE\r\n")
         if var digest {
             buffer.writeString(digest.proxy ? "Proxy-Authorization: " : "Authorization: ")
@@ -166,6 +166,46 @@ final class SIPLoadClient: @unchecked Sendable {
         buffer.writeString("Content-Type: text/plain;charset=UTF-8\r\nContent-Length: \(body.utf8.count)\r\n\r\n")
         buffer.writeString(body)
         return buffer
+    }
+
+    /// Writes a load MESSAGE. Over UDP it is also kept until its final response and sent
+    /// again, byte for byte, after 500 ms, 1 s, 2 s, then every 4 s (RFC 3261 §17.1.2.2, Timer
+    /// E), so that a datagram the kernel dropped under load delays a message instead of losing
+    /// it; the gateway's transaction layer absorbs the copies. After 32 s (Timer F) it is given up.
+    func sendLoad(user: String, target: String, sequence: Int) {
+        let buffer = loadMessage(user: user, target: target, sequence: sequence)
+        write(buffer)
+        guard transport == .udp else { return }
+        let now = LoadDriver.now()
+        unanswered["load-" + Self.fixed(sequence) + "-\(localPort)@bench"] = (buffer, now, now, 500_000_000)
+        if retransmitter == nil {
+            retransmitter = loop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { [self] _ in
+                retransmit()
+            }
+        }
+    }
+
+    /// Load requests over UDP without a final response yet: bytes, first and last sending, interval.
+    private var unanswered: [String: (buffer: ByteBuffer, first: UInt64, last: UInt64, interval: UInt64)] = [:]
+    private var retransmitter: RepeatedTask?
+    private(set) var retransmissions = 0
+    private(set) var timedOut = 0
+
+    private func retransmit() {
+        let now = LoadDriver.now()
+        var wrote = false
+        for (callID, entry) in unanswered where now &- entry.last >= entry.interval {
+            if now &- entry.first >= 32_000_000_000 {
+                unanswered[callID] = nil
+                timedOut += 1
+                continue
+            }
+            write(entry.buffer)
+            wrote = true
+            retransmissions += 1
+            unanswered[callID] = (entry.buffer, entry.first, now, min(entry.interval * 2, 4_000_000_000))
+        }
+        if wrote { flush() }
     }
 
     /// Ten digits, zero-padded.
@@ -197,7 +237,9 @@ final class SIPLoadClient: @unchecked Sendable {
         switch message {
         case .response(let response):
             guard response.isFinal else { return }
-            if let callID = response.callID, let promise = transactions.removeValue(forKey: callID) {
+            if let callID = response.callID, !unanswered.isEmpty, unanswered.removeValue(forKey: callID) != nil {
+                onResponse?(response)
+            } else if let callID = response.callID, let promise = transactions.removeValue(forKey: callID) {
                 promise.succeed(response)
             } else {
                 onResponse?(response)
