@@ -157,7 +157,6 @@ let package = Package(
                 "SIPCore", "SIPEdge", "XMPPCore", "XMLCore", "CExpat", "XMPPFederation", "GatewayStore",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
-                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strictSettings
         ),

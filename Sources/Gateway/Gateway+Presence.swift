@@ -220,20 +220,15 @@ extension Gateway {
         kept.id = nil
         if presence.type == .unavailable {
             if from.resourcepart == nil { resources = [:] } else { resources[resource] = nil }
-            // Offline already, and the watchers were told: another copy of the same news.
-            if resources.isEmpty, foreignResources[presentity] == nil, foreignOffline.contains(presentity) { return }
+            // Offline already (an empty entry: the watchers were told): a copy of the same news.
+            if resources.isEmpty, foreignResources[presentity]?.isEmpty == true { return }
         } else {
             if resources[resource] == kept { return }
             resources[resource] = kept
         }
-        foreignResources[presentity] = resources.isEmpty ? nil : resources
+        foreignResources[presentity] = resources
         var presences = toSIP.ordered(Array(resources.values))
-        if presences.isEmpty {
-            presences = [XMPPPresence(from: from.bare, to: presence.to, type: .unavailable)]
-            foreignOffline.insert(presentity)
-        } else {
-            foreignOffline.remove(presentity)
-        }
+        if presences.isEmpty { presences = [XMPPPresence(from: from.bare, to: presence.to, type: .unavailable)] }
         do {
             domain.setForeignPresence(presentity, try toSIP.presenceDocument(presences).value)
             metrics.translated("xmpp-to-sip", kind: "presence")

@@ -52,10 +52,9 @@ public final class Gateway: @unchecked Sendable {
     var xmppWatchers: [String: [JID: StoredSubscription.State]] = [:]
     /// What each local user's XMPP watchers were last sent (one presence per change, no repeats).
     var lastSentPresence: [String: XMPPPresence] = [:]
-    /// The resources of XMPP users that local SIP users watch, by the XMPP user's address.
+    /// The resources of XMPP users that local SIP users watch, by the XMPP user's address, as
+    /// their SIP watchers were last told (without `to`); an empty entry: told they are offline.
     var foreignResources: [String: [String: XMPPPresence]] = [:]
-    /// XMPP users whose SIP watchers were last told they are offline.
-    var foreignOffline: Set<String> = []
     var pendingPoll: RepeatedTask?
     // Messages (Gateway+Messages.swift).
     /// Lync-style IM sessions a local user opened towards an XMPP user, by (local, remote).

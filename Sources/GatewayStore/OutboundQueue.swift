@@ -33,8 +33,10 @@ public struct OutboundMessage: Hashable, Sendable {
 }
 
 /// The durable outbound queue with group commit: enqueues that arrive while a write is in
-/// progress (or within `window`) are committed together in one transaction, so a burst costs
-/// one fsync per batch instead of one per message. A producer's completion runs only after its
+/// progress are committed together in the next transaction, so a burst costs one commit per
+/// batch instead of one per message, and batches grow with the load by themselves. A message
+/// at low load is committed at once, not held back for company (a 2 ms window once was most of
+/// the gateway's median latency). A producer's completion runs only after its
 /// message is committed: acknowledging the sender then never loses a message to a crash.
 ///
 /// Thread-safety: the pending batch is guarded by `lock`; writes run on one serial queue.
@@ -52,8 +54,6 @@ public final class OutboundQueue: @unchecked Sendable {
     }
 
     private let store: GatewayStore
-    private let window: DispatchTimeInterval
-    private let maxBatch: Int
     private let writes = DispatchQueue(label: "stox.outbound.commit")
     private let lock = NSLock()
     private var pending: [(OutboundMessage, @Sendable (Result<Enqueued, any Error>) -> Void)] = []
@@ -66,29 +66,20 @@ public final class OutboundQueue: @unchecked Sendable {
         return committed
     }
 
-    /// `window`: how long the first message of a batch waits for company. The default, none,
-    /// commits at once when no commit is running; what arrives during a commit waits for it to
-    /// end and goes in the next. Batches then grow with the load by themselves, and a message
-    /// at low load is not held back (a 2 ms window was most of the gateway's median latency).
-    public init(store: GatewayStore, window: DispatchTimeInterval = .milliseconds(0), maxBatch: Int = 512) {
+    public init(store: GatewayStore) {
         self.store = store
-        self.window = window
-        self.maxBatch = maxBatch
     }
 
     /// Queues a message; `completion` runs (on the commit queue) once it is durable.
     public func enqueue(_ message: OutboundMessage, completion: @escaping @Sendable (Result<Enqueued, any Error>) -> Void) {
         lock.lock()
         pending.append((message, completion))
-        let full = pending.count >= maxBatch
         let schedule = !flushScheduled
         if schedule { flushScheduled = true }
         lock.unlock()
-        if full || (schedule && window == .milliseconds(0)) {
-            writes.async { self.flush() }
-        } else if schedule {
-            writes.asyncAfter(deadline: .now() + window) { self.flush() }
-        }
+        // One flush scheduled at a time: it takes everything pending when it runs, including
+        // what arrived while the previous commit was under way.
+        if schedule { writes.async { self.flush() } }
     }
 
     public func enqueue(_ message: OutboundMessage) async throws -> Enqueued {
@@ -97,7 +88,7 @@ public final class OutboundQueue: @unchecked Sendable {
         }
     }
 
-    /// Commits whatever is pending now, without waiting for the window, and returns once it is
+    /// Commits whatever is pending now and returns once it is
     /// written (graceful shutdown: nothing acknowledged to a sender stays in memory).
     public func flushNow() {
         writes.sync { flush() }

@@ -32,14 +32,20 @@ final class BenchGateway: @unchecked Sendable {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     }
 
-    /// Every gateway started and not yet stopped, so that a scenario that fails half-way does
-    /// not leave one running (`stopAll`).
-    nonisolated(unsafe) private static var running: [BenchGateway] = []
+    /// Every gateway of the current scenario: `stopAll` stops them and removes their files
+    /// when it ends, whether it finished or failed half-way.
+    nonisolated(unsafe) private static var created: [BenchGateway] = []
     private static let lock = NSLock()
 
     static func stopAll() async {
-        let all = lock.withLock { running }
-        for gateway in all { await gateway.stop() }
+        let all = lock.withLock { () -> [BenchGateway] in
+            defer { created = [] }
+            return created
+        }
+        for gateway in all {
+            await gateway.stop()
+            gateway.remove()
+        }
     }
 
     init(peerPort: Int, extraDomains: [String] = []) throws {
@@ -47,6 +53,7 @@ final class BenchGateway: @unchecked Sendable {
         self.extraDomains = extraDomains
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("stox-bench-gw-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        Self.lock.withLock { Self.created.append(self) }
     }
 
     /// Adds `count` users named `prefix0`, `prefix1`, … with the bench password, in one
@@ -94,7 +101,6 @@ final class BenchGateway: @unchecked Sendable {
         process.standardError = handle
         try process.run()
         self.process = process
-        Self.lock.withLock { Self.running.append(self) }
         let deadline = Date().addingTimeInterval(120)
         while Date() < deadline {
             if await Self.healthy() { return }
@@ -118,7 +124,6 @@ final class BenchGateway: @unchecked Sendable {
 
     /// SIGTERM (graceful), then SIGKILL after `grace` seconds.
     func stop(grace: Double = 20) async {
-        Self.lock.withLock { Self.running.removeAll { $0 === self } }
         guard let process, process.isRunning else { return }
         kill(process.processIdentifier, SIGTERM)
         let deadline = Date().addingTimeInterval(grace)

@@ -37,10 +37,7 @@ extension GatewayBench {
 
     static func fanout(_ bench: Bench) async throws {
         let watchers = 1000
-        let gateway = try BenchGateway(peerPort: bench.peer.port)
-        try gateway.addUsers(prefix: "u", count: watchers)
-        try await gateway.start()
-        defer { gateway.remove() }
+        _ = try await startGateway(bench, users: watchers)
         let peer = bench.peer
         let domain = BenchGateway.domain, xmpp = BenchXMPPPeer.domain
 
@@ -155,7 +152,6 @@ extension GatewayBench {
         row("NOTIFYs per second", times.map { Double(watchers) / ($0 / 1000) }, unit: "/s")
         try await bench.loop.submit { bench.presence = nil; bench.notify = nil }.get()
         try? await watcherClient.close().get()
-        await gateway.stop()
         print("")
     }
 
@@ -167,10 +163,7 @@ extension GatewayBench {
     static func scale(_ bench: Bench) async throws {
         let total = bench.options.subscriptions
         let users = 1000, perUser = max(1, total / 1000)
-        let gateway = try BenchGateway(peerPort: bench.peer.port)
-        try gateway.addUsers(prefix: "u", count: users)
-        try await gateway.start()
-        defer { gateway.remove() }
+        let gateway = try await startGateway(bench, users: users)
         let peer = bench.peer
         let domain = BenchGateway.domain, xmpp = BenchXMPPPeer.domain
         try await Task.sleep(for: .seconds(1))
@@ -237,17 +230,13 @@ extension GatewayBench {
         row("gateway RSS as the last presence arrives", restartRSS, unit: "MiB", digits: 1)
         row("gateway RSS 8 s later (settled)", settledRSS, unit: "MiB", digits: 1)
         try await bench.loop.submit { bench.presence = nil }.get()
-        await gateway.stop()
         print("")
     }
 
     // MARK: Idle memory
 
     static func idle(_ bench: Bench) async throws {
-        let gateway = try BenchGateway(peerPort: bench.peer.port, extraDomains: idleDomains)
-        try gateway.addUsers(prefix: "u", count: 1)
-        try await gateway.start()
-        defer { gateway.remove() }
+        let gateway = try await startGateway(bench, users: 1, extraDomains: idleDomains)
         try await Task.sleep(for: .seconds(1))
         header("memory per idle connection (gateway RSS delta)")
 
@@ -300,7 +289,6 @@ extension GatewayBench {
         let s2s = gateway.residentKiB
         row("per idle s2s peer (\(idleDomains.count) peers, a stream each way)", [Double(s2s - s2sBefore) * 1024 / Double(idleDomains.count)], unit: "bytes")
         try await bench.loop.submit { peer.onStanza = { bench.stanza($0) } }.get()
-        await gateway.stop()
         print("")
     }
 }

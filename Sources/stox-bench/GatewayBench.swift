@@ -54,7 +54,7 @@ enum GatewayBench {
                     unexpected["message error", default: 0] += 1
                     // A bounce of a load message (its id is "b" and the sequence): an error,
                     // and its place in the window is free.
-                    if let id = element.attribute("id"), id.hasPrefix("b"), let sequence = SIPLoadClient.sequence(in: Array(("#" + id.dropFirst()).utf8)) {
+                    if let id = element.attribute("id"), id.hasPrefix("b"), let sequence = Int(id.dropFirst()) {
                         sink?.fail(sequence)
                     } else {
                         sink?.errors += 1
@@ -81,15 +81,15 @@ enum GatewayBench {
             unexpected["SIP \(response.statusCode)", default: 0] += 1
             // A refused load message never reaches XMPP: it ends here, as an error, and frees
             // its place in the window (the Call-ID carries its sequence number).
-            if let callID = response.callID, callID.hasPrefix("load-"), let sequence = SIPLoadClient.sequence(in: Array(("#" + callID.dropFirst(5)).utf8)) {
+            if let sequence = response.callID.flatMap(SIPLoadClient.sequence(inCallID:)) {
                 sink?.fail(sequence)
             } else {
                 sink?.errors += 1
             }
         }
 
-        func takeUnexpected() -> [String: Int] {
-            (try? loop.submit { defer { self.unexpected = [:] }; return self.unexpected }.wait()) ?? [:]
+        func takeUnexpected() async throws -> [String: Int] {
+            try await loop.submit { defer { self.unexpected = [:] }; return self.unexpected }.get()
         }
     }
 
@@ -108,13 +108,13 @@ enum GatewayBench {
         print("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores; figures are min / median / max over the runs")
         print("")
         var baseline: [Double] = []
-        var maxima: [String: Double] = [:]
+        var maxima: [Direction: Double] = [:]
         for scenario in options.scenarios {
             do {
                 switch scenario {
                 case "baseline": baseline = try await Self.baseline(bench)
-                case "sip-to-xmpp": maxima[scenario] = try await Self.sipToXMPP(bench, baseline: baseline)
-                case "xmpp-to-sip": maxima[scenario] = try await Self.xmppToSIP(bench, baseline: baseline)
+                case "sip-to-xmpp": maxima[.sipToXMPP] = try await Self.sustained(bench, .sipToXMPP, baseline: baseline)
+                case "xmpp-to-sip": maxima[.xmppToSIP] = try await Self.sustained(bench, .xmppToSIP, baseline: baseline)
                 case "latency": try await Self.latency(bench, maxima: maxima)
                 case "fanout": try await Self.fanout(bench)
                 case "scale": try await Self.scale(bench)
@@ -266,67 +266,79 @@ enum GatewayBench {
 
     // MARK: Messages
 
-    static func sipToXMPP(_ bench: Bench, baseline: [Double]) async throws -> Double {
-        let gateway = try BenchGateway(peerPort: bench.peer.port)
-        try gateway.addUsers(prefix: "u", count: 2)
-        try await gateway.start()
-        defer { gateway.remove() }
-        let sender = try await sipClient(bench)
-        let target = "sip:x0@\(BenchXMPPPeer.domain)"
-        try await authenticate(sender, user: "u0", target: target)
-        header("SIP -> XMPP: MESSAGE over \(bench.options.transport.rawValue.uppercased()) -> stored -> 202 -> s2s -> XEP-0198 ack -> row removed")
-        var rates: [Double] = []
-        for round in 0..<bench.options.rounds {
-            let driver = LoadDriver(loop: bench.loop, base: bench.base())
-            try await bench.loop.submit {
-                bench.sink = driver
-                driver.send = { sender.sendLoad(user: "u0", target: target, sequence: $0) }
-                driver.flush = { sender.flush() }
-            }.get()
-            let result = try await driver.run(seconds: bench.options.seconds, window: bench.options.window)
-            rates.append(result.rate)
-            let (resent, abandoned) = try await bench.loop.submit { (sender.retransmissions, sender.timedOut) }.get()
-            let udp = sender.transport == .udp ? "; UDP retransmissions so far \(resent), abandoned \(abandoned)" : ""
-            print("  run \(round + 1): " + describe(result) + unexpectedText(bench) + udp + "; gateway RSS \(gateway.residentKiB / 1024) MiB")
+    enum Direction: String {
+        case sipToXMPP = "sip-to-xmpp", xmppToSIP = "xmpp-to-sip"
+
+        var path: String {
+            switch self {
+            case .sipToXMPP: "SIP -> XMPP: MESSAGE -> stored -> 202 -> s2s -> XEP-0198 ack -> row removed"
+            case .xmppToSIP: "XMPP -> SIP: s2s -> stored -> XEP-0198 ack -> MESSAGE -> 200 -> row removed"
+            }
         }
-        row("messages/s, sustained", rates, unit: "msg/s")
-        ratio(rates, baseline)
-        try? await sender.close().get()
-        await gateway.stop()
-        print("")
-        return summary(rates).median
     }
 
-    static func xmppToSIP(_ bench: Bench, baseline: [Double]) async throws -> Double {
-        let gateway = try BenchGateway(peerPort: bench.peer.port)
-        try gateway.addUsers(prefix: "u", count: 2)
+    /// A fresh gateway with users u0 … u`users - 1`; `BenchGateway.stopAll`, after the
+    /// scenario, stops it and removes its files.
+    static func startGateway(_ bench: Bench, users: Int, extraDomains: [String] = []) async throws -> BenchGateway {
+        let gateway = try BenchGateway(peerPort: bench.peer.port, extraDomains: extraDomains)
+        try gateway.addUsers(prefix: "u", count: users)
         try await gateway.start()
-        defer { gateway.remove() }
-        let receiver = try await sipClient(bench)
-        try await register(receiver, user: "u1")
-        header("XMPP -> SIP: s2s -> stored -> XEP-0198 ack -> MESSAGE over \(bench.options.transport.rawValue.uppercased()) -> 200 -> row removed")
-        var rates: [Double] = []
+        return gateway
+    }
+
+    /// A fresh gateway and a SIP client ready for message load in `direction`: u0 sends to
+    /// x0 (the 407 answered, the nonce kept), or u1 is registered to receive from x0.
+    static func messageGateway(_ bench: Bench, _ direction: Direction) async throws -> (BenchGateway, SIPLoadClient) {
+        let gateway = try await startGateway(bench, users: 2)
+        let client = try await sipClient(bench)
+        switch direction {
+        case .sipToXMPP: try await authenticate(client, user: "u0", target: loadTarget)
+        case .xmppToSIP: try await register(client, user: "u1")
+        }
+        return (gateway, client)
+    }
+
+    static let loadTarget = "sip:x0@\(BenchXMPPPeer.domain)"
+
+    /// A driver for one run, wired to the bench's sinks and to the side that sends.
+    static func driver(_ bench: Bench, _ direction: Direction, client: SIPLoadClient) async throws -> LoadDriver {
+        let driver = LoadDriver(loop: bench.loop, base: bench.base())
         let peer = bench.peer
-        for round in 0..<bench.options.rounds {
-            let driver = LoadDriver(loop: bench.loop, base: bench.base())
-            try await bench.loop.submit {
-                bench.sink = driver
+        try await bench.loop.submit {
+            bench.sink = driver
+            switch direction {
+            case .sipToXMPP:
+                driver.send = { client.sendLoad(user: "u0", target: loadTarget, sequence: $0) }
+                driver.flush = { client.flush() }
+            case .xmppToSIP:
                 driver.send = { peer.send(BenchXMPPPeer.message(from: "x0@\(BenchXMPPPeer.domain)/load", to: "u1@\(BenchGateway.domain)", sequence: $0)) }
-            }.get()
+            }
+        }.get()
+        return driver
+    }
+
+    /// Closed loop for `--seconds`, `--rounds` times; the median rate.
+    static func sustained(_ bench: Bench, _ direction: Direction, baseline: [Double]) async throws -> Double {
+        let (gateway, client) = try await messageGateway(bench, direction)
+        header(direction.path + " (SIP over \(bench.options.transport.rawValue.uppercased()))")
+        var rates: [Double] = []
+        for round in 0..<bench.options.rounds {
+            let driver = try await driver(bench, direction, client: client)
             let result = try await driver.run(seconds: bench.options.seconds, window: bench.options.window)
             rates.append(result.rate)
-            print("  run \(round + 1): " + describe(result) + unexpectedText(bench) + "; gateway RSS \(gateway.residentKiB / 1024) MiB")
+            let (resent, abandoned) = try await bench.loop.submit { (client.retransmissions, client.timedOut) }.get()
+            let udp = client.transport == .udp ? "; UDP retransmissions so far \(resent), abandoned \(abandoned)" : ""
+            print("  run \(round + 1): " + describe(result) + (try await unexpectedText(bench)) + udp + "; gateway RSS \(gateway.residentKiB / 1024) MiB")
         }
         row("messages/s, sustained", rates, unit: "msg/s")
         ratio(rates, baseline)
-        try? await receiver.close().get()
-        await gateway.stop()
+        try? await client.close().get()
         print("")
         return summary(rates).median
     }
 
-    static func unexpectedText(_ bench: Bench) -> String {
-        let unexpected = bench.takeUnexpected()
+    static func unexpectedText(_ bench: Bench) async throws -> String {
+        let unexpected = try await bench.takeUnexpected()
         guard !unexpected.isEmpty else { return "" }
         return "; unexpected: " + unexpected.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", ")
     }
@@ -340,61 +352,41 @@ enum GatewayBench {
     // MARK: Latency
 
     /// The issue's throughput targets on this machine (messages per second, TCP, durable queue).
-    static let targets = ["sip-to-xmpp": 40_000.0, "xmpp-to-sip": 60_000.0]
+    static let targets: [Direction: Double] = [.sipToXMPP: 40_000, .xmppToSIP: 60_000]
 
     /// Open loop at half the measured maximum of each direction, and at half the target too
     /// when the gateway can carry that.
-    static func latency(_ bench: Bench, maxima: [String: Double]) async throws {
-        var runs: [(direction: String, rate: Double, why: String)] = []
-        for direction in ["sip-to-xmpp", "xmpp-to-sip"] {
+    static func latency(_ bench: Bench, maxima: [Direction: Double]) async throws {
+        var runs: [(direction: Direction, rate: Double, why: String)] = []
+        for direction in [Direction.sipToXMPP, .xmppToSIP] {
             guard let maximum = maxima[direction], maximum > 0 else {
-                print("latency, \(direction): run the \(direction) scenario first (its maximum sets the rate)")
+                print("latency, \(direction.rawValue): run the \(direction.rawValue) scenario first (its maximum sets the rate)")
                 continue
             }
             runs.append((direction, (maximum / 2).rounded(), "half the median maximum"))
             if let target = targets[direction], target / 2 < maximum * 0.9 {
                 runs.append((direction, target / 2, "half the target"))
             } else if let target = targets[direction] {
-                print("latency, \(direction): half the target (\(Int(target / 2))/s) is over 90% of the measured maximum; not run")
+                print("latency, \(direction.rawValue): half the target (\(Int(target / 2))/s) is over 90% of the measured maximum; not run")
             }
         }
         for (direction, rate, why) in runs {
-            let gateway = try BenchGateway(peerPort: bench.peer.port)
-            try gateway.addUsers(prefix: "u", count: 2)
-            try await gateway.start()
-            defer { gateway.remove() }
-            let client = try await sipClient(bench)
-            let target = "sip:x0@\(BenchXMPPPeer.domain)"
-            if direction == "sip-to-xmpp" {
-                try await authenticate(client, user: "u0", target: target)
-            } else {
-                try await register(client, user: "u1")
-            }
-            header("latency, \(direction), open loop at \(Int(rate))/s (\(why)), \(Int(bench.options.latencySeconds)) s per run")
+            let (_, client) = try await messageGateway(bench, direction)
+            header("latency, \(direction.rawValue), open loop at \(Int(rate))/s (\(why)), \(Int(bench.options.latencySeconds)) s per run")
             var p50: [Double] = [], p99: [Double] = [], p999: [Double] = []
-            let peer = bench.peer
             for round in 0..<bench.options.rounds {
-                let driver = LoadDriver(loop: bench.loop, base: bench.base())
-                try await bench.loop.submit {
-                    bench.sink = driver
-                    if direction == "sip-to-xmpp" {
-                        driver.send = { client.sendLoad(user: "u0", target: target, sequence: $0) }
-                        driver.flush = { client.flush() }
-                    } else {
-                        driver.send = { peer.send(BenchXMPPPeer.message(from: "x0@\(BenchXMPPPeer.domain)/load", to: "u1@\(BenchGateway.domain)", sequence: $0)) }
-                    }
-                }.get()
+                let driver = try await driver(bench, direction, client: client)
                 let result = try await driver.run(seconds: bench.options.latencySeconds, rate: rate)
                 p50.append(result.p50)
                 p99.append(result.p99)
                 p999.append(result.p999)
-                print("  run \(round + 1): " + describe(result) + unexpectedText(bench))
+                print("  run \(round + 1): " + describe(result) + (try await unexpectedText(bench)))
             }
             row("p50", p50, unit: "ms", digits: 2)
             row("p99", p99, unit: "ms", digits: 2)
             row("p99.9", p999, unit: "ms", digits: 2)
             try? await client.close().get()
-            await gateway.stop()
+            await BenchGateway.stopAll()
             print("")
         }
     }

@@ -48,8 +48,6 @@ final class LoadDriver: @unchecked Sendable {
         /// Completions in each whole second of the run.
         var perSecond: [Int]
         var p50: Double, p99: Double, p999: Double, max: Double
-        /// Completions that arrived after the run, while draining: still delivered, not counted in `rate`.
-        var lost: Int { sent - completed }
     }
 
     static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }

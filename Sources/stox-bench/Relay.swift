@@ -19,8 +19,8 @@ enum Relay {
                     .connect(host: "127.0.0.1", port: target)
                     .flatMap { outbound in
                         inbound.eventLoop.makeCompletedFuture {
-                            try inbound.pipeline.syncOperations.addHandler(Pipe(peer: outbound))
-                            try outbound.pipeline.syncOperations.addHandler(Pipe(peer: inbound))
+                            try inbound.pipeline.syncOperations.addHandler(Forwarder(peer: outbound))
+                            try outbound.pipeline.syncOperations.addHandler(Forwarder(peer: inbound))
                         }
                     }
             }
@@ -29,7 +29,7 @@ enum Relay {
         try server.closeFuture.wait()
     }
 
-    final class Pipe: ChannelInboundHandler, @unchecked Sendable {
+    final class Forwarder: ChannelInboundHandler, @unchecked Sendable {
         typealias InboundIn = ByteBuffer
         let peer: any Channel
 
@@ -53,20 +53,15 @@ enum Relay {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
         process.arguments = ["relay", String(listen), String(target)]
-        let output = Pipe2()
-        process.standardOutput = output.pipe
+        let output = Pipe()
+        process.standardOutput = output
         try process.run()
         // The relay prints one line once it is bound.
         _ = await withCheckedContinuation { continuation in
             DispatchQueue.global().async {
-                continuation.resume(returning: output.pipe.fileHandleForReading.availableData)
+                continuation.resume(returning: output.fileHandleForReading.availableData)
             }
         }
         return process
-    }
-
-    /// Foundation's Pipe, named apart from the handler above.
-    struct Pipe2 {
-        let pipe = Foundation.Pipe()
     }
 }

@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import NIOCore
 import NIOPosix
@@ -104,7 +103,7 @@ final class SIPLoadClient: @unchecked Sendable {
                   var session = DigestSession(challenge: challenge, user: user, password: password, proxy: proxy) else {
                 return self.loop.makeSucceededFuture(response)
             }
-            let authorization = session.authorization(method: method, uri: uri)
+            let authorization = session.authorization(method: SIPMethod(method), uri: uri)
             self.digest = session
             return self.send(method: method, uri: uri, user: user, to: to, callID: callID, cseq: 2,
                              headers: headers + ["\(proxy ? "Proxy-Authorization" : "Authorization"): \(authorization)"],
@@ -154,12 +153,12 @@ final class SIPLoadClient: @unchecked Sendable {
         buffer.writeString(Self.fixed(tag))
         buffer.writeString(";rport\r\nMax-Forwards: 70\r\nFrom: <sip:\(user)@\(domain)>;tag=")
         buffer.writeString(Self.fixed(tag))
-        buffer.writeString("\r\nTo: <\(target)>\r\nCall-ID: load-")
-        buffer.writeString(Self.fixed(sequence))
-        buffer.writeString("-\(localPort)@bench\r\nCSeq: 1 MESSAGE\r\n")
+        buffer.writeString("\r\nTo: <\(target)>\r\nCall-ID: ")
+        buffer.writeString(Self.callID(sequence, port: localPort))
+        buffer.writeString("\r\nCSeq: 1 MESSAGE\r\n")
         if var digest {
             buffer.writeString(digest.proxy ? "Proxy-Authorization: " : "Authorization: ")
-            buffer.writeString(digest.authorization(method: "MESSAGE", uri: target))
+            buffer.writeString(digest.authorization(method: .message, uri: target))
             buffer.writeString("\r\n")
             self.digest = digest
         }
@@ -177,7 +176,7 @@ final class SIPLoadClient: @unchecked Sendable {
         write(buffer)
         guard transport == .udp else { return }
         let now = LoadDriver.now()
-        unanswered["load-" + Self.fixed(sequence) + "-\(localPort)@bench"] = (buffer, now, now, 500_000_000)
+        unanswered[Self.callID(sequence, port: localPort)] = (buffer, now, now, 500_000_000)
         if retransmitter == nil {
             retransmitter = loop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { [self] _ in
                 retransmit()
@@ -208,10 +207,18 @@ final class SIPLoadClient: @unchecked Sendable {
         if wrote { flush() }
     }
 
+    static func callID(_ sequence: Int, port: Int) -> String { "load-" + fixed(sequence) + "-\(port)@bench" }
+
     /// Ten digits, zero-padded.
     static func fixed(_ value: Int) -> String {
         let digits = String(value)
         return digits.count >= 10 ? digits : String(repeating: "0", count: 10 - digits.count) + digits
+    }
+
+    /// The sequence number in a load request's Call-ID (`load-<sequence>-<port>@bench`).
+    static func sequence(inCallID callID: String) -> Int? {
+        guard callID.hasPrefix("load-") else { return nil }
+        return Int(callID.dropFirst(5).prefix(10))
     }
 
     /// The sequence number a load message carries in its body, if any.
@@ -309,47 +316,28 @@ final class SIPLoadClient: @unchecked Sendable {
     }
 }
 
-/// A client's digest session: the challenge's nonce reused with a rising count, so that a load
-/// request costs one MD5 (HA1 and HA2 are fixed for a user and a target).
+/// A client's digest session: the challenge's nonce reused with a rising count (RFC 7616
+/// §3.4.5), the HA1 computed once; SIPCore's `DigestClient` builds each set of credentials.
 struct DigestSession: Sendable {
-    let realm: String
-    let nonce: String
-    let opaque: String?
+    let challenge: SIPAuthorization
     let user: String
     let ha1: String
     let proxy: Bool
     var count: UInt32 = 0
-    private var ha2Cache: [String: String] = [:]
 
     init?(challenge: SIPAuthorization, user: String, password: String, proxy: Bool) {
-        guard let realm = challenge.realm, let nonce = challenge.nonce else { return nil }
-        self.realm = realm
-        self.nonce = nonce
-        self.opaque = challenge.opaque
+        guard let realm = challenge.realm, challenge.nonce != nil,
+              let algorithm = DigestAlgorithm(token: challenge.algorithm) else { return nil }
+        self.challenge = challenge
         self.user = user
         self.proxy = proxy
-        self.ha1 = Self.md5("\(user):\(realm):\(password)")
+        self.ha1 = algorithm.ha1(username: user, realm: realm, password: password)
     }
 
-    mutating func authorization(method: String, uri: String) -> String {
+    mutating func authorization(method: SIPMethod, uri: String) -> String {
         count += 1
-        let key = method + " " + uri
-        let ha2: String
-        if let cached = ha2Cache[key] { ha2 = cached } else { ha2 = Self.md5("\(method):\(uri)"); ha2Cache[key] = ha2 }
-        let nc = String(count, radix: 16)
-        let padded = String(repeating: "0", count: max(0, 8 - nc.count)) + nc
-        let response = Self.md5("\(ha1):\(nonce):\(padded):bench:auth:\(ha2)")
-        var value = "Digest username=\"\(user)\", realm=\"\(realm)\", nonce=\"\(nonce)\", uri=\"\(uri)\", algorithm=MD5, "
-        value += "response=\"\(response)\", qop=auth, nc=\(padded), cnonce=\"bench\""
-        if let opaque { value += ", opaque=\"\(opaque)\"" }
-        return value
-    }
-
-    static func md5(_ text: String) -> String {
-        Insecure.MD5.hash(data: Array(text.utf8)).map { byte in
-            let hex = String(byte, radix: 16)
-            return byte < 16 ? "0" + hex : hex
-        }.joined()
+        return DigestClient.credentials(for: challenge, method: method, uri: uri, username: user, ha1: ha1,
+                                        nonceCount: count, cnonce: "bench")?.description ?? ""
     }
 }
 

@@ -173,9 +173,18 @@ public enum DigestClient {
     public static func credentials(for challenge: SIPAuthorization, method: SIPMethod, uri: String,
                                    username: String, password: String, nonceCount: UInt32 = 1,
                                    cnonce: String = String(UInt64.random(in: 1 ... .max), radix: 16)) -> SIPAuthorization? {
+        guard let realm = challenge.realm, let algorithm = DigestAlgorithm(token: challenge.algorithm) else { return nil }
+        return credentials(for: challenge, method: method, uri: uri, username: username,
+                           ha1: algorithm.ha1(username: username, realm: realm, password: password),
+                           nonceCount: nonceCount, cnonce: cnonce)
+    }
+
+    /// The same with the HA1 computed once (a client answering many requests with one nonce).
+    public static func credentials(for challenge: SIPAuthorization, method: SIPMethod, uri: String,
+                                   username: String, ha1: String, nonceCount: UInt32 = 1,
+                                   cnonce: String = String(UInt64.random(in: 1 ... .max), radix: 16)) -> SIPAuthorization? {
         guard let realm = challenge.realm, let nonce = challenge.nonce,
               let algorithm = DigestAlgorithm(token: challenge.algorithm) else { return nil }
-        let ha1 = algorithm.ha1(username: username, realm: realm, password: password)
         let ha2 = algorithm.hash("\(method.rawValue):\(uri)")
         var credentials = SIPAuthorization(scheme: "Digest")
         credentials.add("username", username)
