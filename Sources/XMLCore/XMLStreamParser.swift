@@ -161,6 +161,8 @@ final class ExpatEngine {
         XML_SetCommentHandler(parser, expatComment)
         // Never load external entities; without a DTD there is nothing to expand anyway.
         _ = XML_SetParamEntityParsing(parser, XML_PARAM_ENTITY_PARSING_NEVER)
+        // Every event must arrive as soon as its bytes have (see the shim for why).
+        _ = stox_expat_disable_reparse_deferral(parser)
     }
 
     func drain(into events: inout [XMLStreamEvent]) {

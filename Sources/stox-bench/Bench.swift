@@ -187,6 +187,8 @@ enum ExpatBaseline {
         XML_SetReturnNSTriplet(parser, 1)
         XML_SetElementHandler(parser, { _, _, _ in }, { _, _ in })
         XML_SetCharacterDataHandler(parser, { _, _, _ in })
+        // As the stream parser runs it, so the baseline compares like with like.
+        _ = stox_expat_disable_reparse_deferral(parser)
         header.withUnsafeBufferPointer { _ = XML_Parse(parser, UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self), Int32($0.count), 0) }
         var offset = 0
         burst.withUnsafeBufferPointer { buffer in
