@@ -105,7 +105,8 @@ public final class Gateway: @unchecked Sendable {
         let store = try GatewayStore(path: configuration.storePath)
         let slot = GatewaySlot()
         var sip = SIPEdgeConfiguration(host: configuration.sipListen, udpPort: configuration.sipUDPPort,
-                                       tcpPort: configuration.sipTCPPort, tlsPort: configuration.sipTLSPort)
+                                       tcpPort: configuration.sipTCPPort, tlsPort: configuration.sipTLSPort,
+                                       udpReceiveBuffer: configuration.sipUDPReceiveBuffer)
         if let certificate = configuration.sipCertificate, let key = configuration.sipKey {
             sip.tls = SIPTLSConfiguration(certificateChainPath: certificate, privateKeyPath: key, trustedCAPath: configuration.xmppCA)
         } else {
@@ -139,7 +140,15 @@ public final class Gateway: @unchecked Sendable {
             _ = try? await gateway.xmpp?.shutdown().get()
             throw error
         }
+        if let requested = configuration.sipUDPReceiveBuffer, let granted = domain.edge.udpReceiveBufferGranted {
+            // Linux reports double what it books for data; less than double the request means the
+            // kernel capped it at net.core.rmem_max and the process may not exceed that.
+            if granted < 2 * requested {
+                logger.warning("sip.udp_receive_buffer: asked for \(requested) bytes, the kernel granted \(granted / 2); raise net.core.rmem_max or run with CAP_NET_ADMIN", metadata: ["component": "sip"])
+            }
+        }
         logger.info("gateway started", metadata: [
+            "sip_udp_receive_buffer": "\(domain.edge.udpReceiveBufferGranted.map { String($0 / 2) } ?? "none")",
             "sip": "\(configuration.sipDomains.joined(separator: ","))",
             "xmpp": "\(gateway.xmppDomains.sorted().joined(separator: ","))",
             "mode": "\(configuration.xmppMode.rawValue)",

@@ -30,6 +30,8 @@ public struct GatewayConfiguration: Sendable {
     public var sipUDPPort: Int? = 5060
     public var sipTCPPort: Int? = 5060
     public var sipTLSPort: Int?
+    /// SO_RCVBUF for the UDP socket in bytes; nil keeps the kernel's default.
+    public var sipUDPReceiveBuffer: Int? = 8 * 1024 * 1024
     public var sipCertificate: String?
     public var sipKey: String?
     public var watcherPolicy: WatcherPolicy = .allowSameDomain
@@ -70,13 +72,16 @@ public struct GatewayConfiguration: Sendable {
 
     /// The keys a file may set, in the order `check-config` explains them.
     public static let keys: [String] = [
-        "sip.domains", "sip.listen", "sip.udp_port", "sip.tcp_port", "sip.tls_port", "sip.certificate", "sip.key",
+        "sip.domains", "sip.listen", "sip.udp_port", "sip.tcp_port", "sip.tls_port", "sip.udp_receive_buffer", "sip.certificate", "sip.key",
         "sip.watcher_policy", "sip.accept_timeout.desktop", "sip.accept_timeout.mobile", "sip.digest_algorithms",
         "xmpp.mode", "xmpp.listen", "xmpp.port", "xmpp.direct_tls_port", "xmpp.certificate", "xmpp.key", "xmpp.ca", "xmpp.dialback_secret",
         "xmpp.peer_policy", "xmpp.peer_policies", "xmpp.peer_rate", "xmpp.routes",
         "xmpp.component.name", "xmpp.component.server", "xmpp.component.secret",
         "store.path", "mappings.path", "log.level", "http.listen",
     ]
+
+    /// The environment prefixes of the configuration's sections: `sip.` → `STOX_SIP_`.
+    static let sectionPrefixes: [String] = Array(Set(keys.map { environmentName(String($0.prefix(while: { $0 != "." }))) + "_" })).sorted()
 
     /// The environment variable that overrides `key`: `sip.udp_port` → `STOX_SIP_UDP_PORT`.
     public static func environmentName(_ key: String) -> String {
@@ -113,6 +118,14 @@ public struct GatewayConfiguration: Sendable {
         for key in keys {
             if let value = environment[environmentName(key)] { values[key] = (value, environmentName(key)) }
         }
+        // A misspelt variable in a unit file must not pass silently where the same key in the
+        // file is refused. Variables outside the sections' prefixes (STOX_CONFIG, test and
+        // bench variables) are not configuration keys and are left alone.
+        let known = Set(keys.map(environmentName))
+        for name in environment.keys.sorted() where !known.contains(name)
+            && sectionPrefixes.contains(where: { name.hasPrefix($0) }) {
+            problems.append("\(name): names no known key (the keys are listed in Config/stox.conf)")
+        }
         var configuration = GatewayConfiguration()
         for key in keys {
             guard let (value, origin) = values[key] else { continue }
@@ -146,6 +159,7 @@ public struct GatewayConfiguration: Sendable {
         case "sip.udp_port": sipUDPPort = try optional.map(Self.port)
         case "sip.tcp_port": sipTCPPort = try optional.map(Self.port)
         case "sip.tls_port": sipTLSPort = try optional.map(Self.port)
+        case "sip.udp_receive_buffer": sipUDPReceiveBuffer = try optional.map(Self.bytes)
         case "sip.certificate": sipCertificate = try optional.map(Self.readableFile)
         case "sip.key": sipKey = try optional.map(Self.readableFile)
         case "sip.watcher_policy":
@@ -239,6 +253,17 @@ public struct GatewayConfiguration: Sendable {
             result[parts[0].lowercased()] = try parse(parts[1])
         }
         return result
+    }
+
+    /// A size in bytes, with an optional binary K or M suffix (`8M` is 8 MiB).
+    static func bytes(_ value: String) throws(BadValue) -> Int {
+        var digits = Substring(value.uppercased())
+        var unit = 1
+        if digits.hasSuffix("K") { unit = 1024; digits = digits.dropLast() } else if digits.hasSuffix("M") { unit = 1024 * 1024; digits = digits.dropLast() }
+        guard let count = Int(digits), count > 0, count <= (1 << 30) / unit else {
+            throw BadValue("\(value): expected a size in bytes up to 1G, with an optional K or M suffix")
+        }
+        return count * unit
     }
 
     static func port(_ value: String) throws(BadValue) -> Int {

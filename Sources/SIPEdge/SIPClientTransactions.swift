@@ -72,7 +72,8 @@ extension SIPTransactionCore {
         }
         var machine: Machine
         var target: SIPTarget
-        var timer: Scheduled<Void>?
+        /// The generation of the armed timer in the core's heap.
+        var timer: UInt64?
         let onEvent: @Sendable (SIPClientEvent) -> Void
         var finalSeen = false
         var provisionalSeen = false
@@ -180,7 +181,7 @@ extension SIPTransactionCore {
 
     func abandonClient(_ key: SIPTransactionKey) {
         loop.preconditionInEventLoop()
-        clients.removeValue(forKey: key)?.timer?.cancel()
+        disarm(clients.removeValue(forKey: key)?.timer)
     }
 
     private func sendCancel(for live: ClientLive) {
@@ -238,7 +239,7 @@ extension SIPTransactionCore {
                     live.onEvent(.final(response))
                 }
             case .terminated(let outcome):
-                live.timer?.cancel()
+                disarm(live.timer)
                 clients[key] = nil
                 guard !live.finalSeen else { return }
                 switch outcome {
@@ -250,17 +251,19 @@ extension SIPTransactionCore {
             }
         }
         guard var live = clients[key] else { return }
-        live.timer?.cancel()
+        disarm(live.timer)
         let deadline: SIPInstant? = switch live.machine {
         case .nonInvite(let machine): machine.nextDeadline
         case .invite(let machine): machine.nextDeadline
         }
-        live.timer = arm(deadline) { [weak self] in
-            guard let self else { return }
-            let now = self.now
-            self.driveClient(key, nonInvite: { $0.deadlineReached(now: now) }, invite: { $0.deadlineReached(now: now) })
-        }
+        live.timer = deadline.map { arm(.client(key), at: $0) }
         clients[key] = live
+    }
+
+    /// The heap popped this client transaction's timer.
+    func clientTimerFired(_ key: SIPTransactionKey, now: SIPInstant) {
+        clients[key]?.timer = nil
+        driveClient(key, nonInvite: { $0.deadlineReached(now: now) }, invite: { $0.deadlineReached(now: now) })
     }
 
     private func clientTransportFailed(_ key: SIPTransactionKey) {
@@ -268,7 +271,8 @@ extension SIPTransactionCore {
         if var live = clients[key], live.target.transport == .tcp, !live.provisionalSeen, !live.finalSeen,
            case .nonInvite(let machine) = live.machine, machine.request.estimatedSize > 1300,
            udpChannel != nil {
-            live.timer?.cancel()
+            disarm(live.timer)
+            live.timer = nil
             clients[key] = nil
             var request = machine.request
             request.headers.removeFirstValue(.via)

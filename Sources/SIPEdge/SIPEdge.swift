@@ -52,10 +52,20 @@ public struct SIPEdgeConfiguration: Sendable {
     public var timers: SIPTimerValues
     /// The most stream connections accepted at once; further ones are closed on accept.
     public var maxConnections: Int
+    /// SO_RCVBUF asked for on the UDP socket, in bytes; nil keeps the kernel's default. The
+    /// kernel's default (about 208 KiB on Linux) holds a few hundred datagrams: a burst longer
+    /// than one loop stall at a few thousand MESSAGEs/s is dropped in the kernel and comes back
+    /// as retransmissions. See `defaultUDPReceiveBuffer`.
+    public var udpReceiveBuffer: Int?
+
+    /// 8 MiB: about 10,000 typical MESSAGE datagrams (the kernel charges roughly 700–900 bytes
+    /// for a 600-byte datagram), half a second of the 20,000/s that BENCHMARKS.md measures.
+    public static let defaultUDPReceiveBuffer = 8 * 1024 * 1024
 
     public init(host: String = "127.0.0.1", udpPort: Int? = 5060, tcpPort: Int? = 5060, tlsPort: Int? = 5061,
                 tls: SIPTLSConfiguration? = nil, limits: SIPParser.Limits = .default, timers: SIPTimerValues = .rfc3261,
-                maxConnections: Int = 4096) {
+                maxConnections: Int = 4096, udpReceiveBuffer: Int? = SIPEdgeConfiguration.defaultUDPReceiveBuffer) {
+        self.udpReceiveBuffer = udpReceiveBuffer
         self.host = host
         self.udpPort = udpPort
         self.tcpPort = tcpPort
@@ -119,9 +129,13 @@ public final class SIPEdge: Sendable {
     public let udpAddress: SocketAddress?
     public let tcpAddress: SocketAddress?
     public let tlsAddress: SocketAddress?
+    /// The UDP receive buffer the kernel granted, in bytes (Linux reports twice the usable size
+    /// it books, as `getsockopt` does); nil without a UDP listener.
+    public let udpReceiveBufferGranted: Int?
 
     private init(configuration: SIPEdgeConfiguration, core: SIPTransactionCore, channels: [any Channel],
-                 udp: SocketAddress?, tcp: SocketAddress?, tls: SocketAddress?) {
+                 udp: SocketAddress?, tcp: SocketAddress?, tls: SocketAddress?, udpReceiveBuffer: Int?) {
+        self.udpReceiveBufferGranted = udpReceiveBuffer
         self.configuration = configuration
         self.core = core
         self.channels = channels
@@ -146,6 +160,7 @@ public final class SIPEdge: Sendable {
         var udpAddress: SocketAddress?
         var tcpAddress: SocketAddress?
         var tlsAddress: SocketAddress?
+        var udpReceiveBuffer: Int?
         do {
             if let port = configuration.udpPort {
                 let channel = try await DatagramBootstrap(group: loop)
@@ -158,6 +173,11 @@ public final class SIPEdge: Sendable {
                     .bind(host: configuration.host, port: port).get()
                 channels.append(channel)
                 udpAddress = channel.localAddress
+                if let requested = configuration.udpReceiveBuffer {
+                    udpReceiveBuffer = try await Self.setReceiveBuffer(channel, requested)
+                } else {
+                    udpReceiveBuffer = Int(try await channel.getOption(.socketOption(.so_rcvbuf)).get())
+                }
                 try await loop.submit {
                     core.udpChannel = channel
                     core.sentBy[.udp] = Self.sentBy(configuration.host, channel.localAddress)
@@ -177,7 +197,26 @@ public final class SIPEdge: Sendable {
             for channel in channels { try? await channel.close() }
             throw error
         }
-        return SIPEdge(configuration: configuration, core: core, channels: channels, udp: udpAddress, tcp: tcpAddress, tls: tlsAddress)
+        return SIPEdge(configuration: configuration, core: core, channels: channels, udp: udpAddress, tcp: tcpAddress,
+                       tls: tlsAddress, udpReceiveBuffer: udpReceiveBuffer)
+    }
+
+    /// SO_RCVBUF, which Linux caps at `net.core.rmem_max`; when that cap bites and the process
+    /// may exceed it (root or CAP_NET_ADMIN), SO_RCVBUFFORCE. Returns what the kernel granted.
+    private static func setReceiveBuffer(_ channel: any Channel, _ requested: Int) async throws -> Int {
+        let size = SocketOptionValue(clamping: requested)
+        try await channel.setOption(.socketOption(.so_rcvbuf), value: size).get()
+        var granted = Int(try await channel.getOption(.socketOption(.so_rcvbuf)).get())
+        #if os(Linux)
+        // Linux doubles the request for its bookkeeping; less than double means capped.
+        if granted < 2 * requested {
+            let force = ChannelOptions.Types.SocketOption(level: .socket, name: NIOBSDSocket.Option(rawValue: 33))  // SO_RCVBUFFORCE
+            if (try? await channel.setOption(force, value: size).get()) != nil {
+                granted = Int(try await channel.getOption(.socketOption(.so_rcvbuf)).get())
+            }
+        }
+        #endif
+        return granted
     }
 
     /// A TCP or TLS listener: each connection gets (TLS, then) Content-Length framing.

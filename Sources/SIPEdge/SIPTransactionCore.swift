@@ -22,15 +22,42 @@ final class SIPTransactionCore: @unchecked Sendable {
     private struct Live {
         var machine: Machine
         var source: SIPSource
-        var timer: Scheduled<Void>?
+        /// The generation of this transaction's armed timer in `timers`, if one is armed.
+        var timer: UInt64?
         /// The To tag this transaction's responses carry when the TU gave none: one per
         /// transaction, so an INVITE's 180 and 200 agree (§8.2.6.2, §12.1.1).
         var toTag: String?
     }
 
     private var transactions: [SIPTransactionKey: Live] = [:]
+    /// Non-INVITE server transactions in Completed (UDP only: over a reliable transport they end
+    /// with their final response), reduced to what §17.2.2 needs to absorb retransmissions until
+    /// Timer J: the final response's bytes and where they go. The request and the machine are
+    /// gone, so a flood of challenged requests costs a few hundred bytes each for 32 s, not the
+    /// whole parsed request.
+    private var completed: [SIPTransactionKey: Completed] = [:]
+    private struct Completed {
+        var response: ByteBuffer
+        var destination: SocketAddress
+        var channel: any Channel
+        var timer: UInt64
+    }
     var connectionCount = 0
-    var transactionCount: Int { transactions.count + clients.count }
+    var transactionCount: Int { transactions.count + completed.count + clients.count }
+
+    // Timers: one heap for every transaction, swept by one NIO task (DeadlineQueue.swift).
+    enum TimerTarget: Hashable {
+        case server(SIPTransactionKey)
+        case completed(SIPTransactionKey)
+        case client(SIPTransactionKey)
+    }
+    var timers = DeadlineHeap<TimerTarget>()
+    private var timerGeneration: UInt64 = 0
+    /// The earliest deadline a sweep task is scheduled for; nil when none is pending.
+    private var wakeAt: SIPInstant?
+    /// At most this many expiries run in one loop tick; the rest run after pending I/O, so a
+    /// wave of expiries never keeps the loop from answering.
+    private static let expiriesPerTick = 2048
 
     // Client side (SIPClientTransactions.swift). Kept here because extensions cannot store.
     var clients: [SIPTransactionKey: ClientLive] = [:]
@@ -112,6 +139,11 @@ final class SIPTransactionCore: @unchecked Sendable {
         }
         if transactions[key] != nil {
             drive(key, nonInvite: { $0.receivedRetransmission() }, invite: { $0.receivedRetransmission() })
+            return
+        }
+        if let entry = completed[key] {
+            // §17.2.2: a retransmission in Completed gets the final response again.
+            entry.channel.writeAndFlush(AddressedEnvelope(remoteAddress: entry.destination, data: entry.response), promise: nil)
             return
         }
         let reliable = source.transport.isReliable
@@ -212,14 +244,15 @@ final class SIPTransactionCore: @unchecked Sendable {
 
     private func perform(_ actions: [Action], key: SIPTransactionKey) {
         guard let live = transactions[key] else { return }
+        var lastSent: (ByteBuffer, SocketAddress)?
         for action in actions {
             switch action {
             case .transmit(let response):
-                send(response, to: live.source, key: key)
+                lastSent = send(response, to: live.source, key: key)
             case .deliverACK(let ack):
                 handlers.ack(ack, live.source)
             case .terminated(let outcome):
-                live.timer?.cancel()
+                disarm(live.timer)
                 transactions[key] = nil
                 if outcome == .timeout, case .invite(let machine) = live.machine {
                     handlers.event(.ackTimeout(callID: machine.request.callID ?? ""))
@@ -227,44 +260,117 @@ final class SIPTransactionCore: @unchecked Sendable {
                 return
             }
         }
-        reschedule(key)
+        reschedule(key, lastSent: lastSent)
     }
 
-    private func reschedule(_ key: SIPTransactionKey) {
+    private func reschedule(_ key: SIPTransactionKey, lastSent: (ByteBuffer, SocketAddress)?) {
         guard var live = transactions[key] else { return }
-        live.timer?.cancel()
-        let deadline: SIPInstant? = switch live.machine {
-        case .nonInvite(let machine): machine.nextDeadline
-        case .invite(let machine): machine.nextDeadline
+        disarm(live.timer)
+        live.timer = nil
+        switch live.machine {
+        case .nonInvite(let machine):
+            if machine.isCompleted, let deadline = machine.nextDeadline, let (bytes, destination) = lastSent,
+               live.source.transport == .udp {
+                // Completed: keep only the final response until Timer J.
+                transactions[key] = nil
+                completed[key] = Completed(response: bytes, destination: destination, channel: live.source.channel,
+                                           timer: arm(.completed(key), at: deadline))
+                return
+            }
+            live.timer = machine.nextDeadline.map { arm(.server(key), at: $0) }
+        case .invite(let machine):
+            live.timer = machine.nextDeadline.map { arm(.server(key), at: $0) }
         }
-        live.timer = arm(deadline) { [weak self] in self?.fire(key) }
         transactions[key] = live
     }
 
-    /// The one timer a transaction needs: at its machine's next deadline, if it has one.
-    func arm(_ deadline: SIPInstant?, _ body: @escaping @Sendable () -> Void) -> Scheduled<Void>? {
-        guard let deadline else { return nil }
-        return loop.scheduleTask(in: TimeAmount(max(deadline - now, .zero)), body)
+    // MARK: The timer heap
+
+    /// Arms a timer for `target` at `deadline` and returns its generation, which the owner keeps:
+    /// an entry fires only while its owner still holds that generation.
+    func arm(_ target: TimerTarget, at deadline: SIPInstant) -> UInt64 {
+        timerGeneration &+= 1
+        timers.push(.init(deadline: deadline, target: target, generation: timerGeneration))
+        scheduleSweep(at: deadline)
+        return timerGeneration
     }
 
-    private func fire(_ key: SIPTransactionKey) {
-        let now = now
-        drive(key, nonInvite: { $0.deadlineReached(now: now) }, invite: { $0.deadlineReached(now: now) })
-        // `perform` re-arms the timer, also when the deadline produced no action (an early read).
+    /// The owner dropped the generation it held: its entry, still in the heap, is now stale.
+    func disarm(_ generation: UInt64?) {
+        guard generation != nil else { return }
+        timers.noteStale(isLive: { [self] in isLive($0) })
     }
+
+    private func isLive(_ entry: DeadlineHeap<TimerTarget>.Entry) -> Bool {
+        switch entry.target {
+        case .server(let key): transactions[key]?.timer == entry.generation
+        case .completed(let key): completed[key]?.timer == entry.generation
+        case .client(let key): clients[key]?.timer == entry.generation
+        }
+    }
+
+    private func scheduleSweep(at deadline: SIPInstant) {
+        if let wakeAt, wakeAt <= deadline { return }
+        wakeAt = deadline
+        // A later sweep already scheduled is not cancelled (that is the linear search this
+        // design avoids): it finds nothing due, or something armed since, and costs one wakeup.
+        loop.scheduleTask(in: TimeAmount(max(deadline - now, .zero))) { [weak self] in self?.sweep() }
+    }
+
+    /// Fires every due timer, at most `expiriesPerTick` of them before yielding to I/O.
+    private func sweep() {
+        let now = now
+        if let wakeAt, wakeAt <= now { self.wakeAt = nil }
+        var fired = 0
+        while fired < Self.expiriesPerTick, let entry = timers.popDue(now: now) {
+            guard isLive(entry) else {
+                timers.stalePopped()
+                continue
+            }
+            fired += 1
+            fire(entry.target, now: now)
+        }
+        if fired == Self.expiriesPerTick, let next = timers.earliest, next <= now {
+            loop.execute { [weak self] in self?.sweep() }
+        } else if let next = timers.earliest {
+            scheduleSweep(at: next)
+        }
+    }
+
+    private func fire(_ target: TimerTarget, now: SIPInstant) {
+        // The entry just left the heap: the owner's generation no longer names a heap entry.
+        switch target {
+        case .server(let key):
+            transactions[key]?.timer = nil
+            drive(key, nonInvite: { $0.deadlineReached(now: now) }, invite: { $0.deadlineReached(now: now) })
+            // `perform` re-arms the timer, also when the deadline produced no action (an early read).
+        case .completed(let key):
+            // Timer J: the retransmissions it absorbed are over.
+            completed[key] = nil
+        case .client(let key):
+            clientTimerFired(key, now: now)
+        }
+    }
+
+    var pendingTimerCount: Int { timers.count }
 
     // MARK: Transport
 
-    private func send(_ response: SIPResponse, to source: SIPSource, key: SIPTransactionKey) {
+    /// Writes a response; over UDP returns the bytes and destination, which a Completed
+    /// transaction keeps to answer retransmissions.
+    @discardableResult
+    private func send(_ response: SIPResponse, to source: SIPSource, key: SIPTransactionKey) -> (ByteBuffer, SocketAddress)? {
         var buffer = source.channel.allocator.buffer(capacity: 512 + response.body.count)
         response.write(into: &buffer)
         switch source.transport {
         case .tcp, .tls:
             source.channel.writeAndFlush(buffer).whenFailure { [weak self] _ in self?.transportFailed(key) }
+            return nil
         case .udp:
-            guard let destination = Self.responseDestination(response, source: source) else { return }
+            guard let destination = Self.responseDestination(response, source: source) else { return nil }
             source.channel.writeAndFlush(AddressedEnvelope(remoteAddress: destination, data: buffer))
                 .whenFailure { [weak self] _ in self?.transportFailed(key) }
+            return (buffer, destination)
         }
     }
 
@@ -307,8 +413,9 @@ final class SIPTransactionCore: @unchecked Sendable {
 
     func shutdown() async {
         try? await loop.submit {
-            for live in self.transactions.values { live.timer?.cancel() }
             self.transactions.removeAll()
+            self.completed.removeAll()
+            self.timers.removeAll()
             self.failAllClients()
         }.get()
     }

@@ -142,13 +142,27 @@ struct CheckConfig: ParsableCommand {
         say("SIP listeners on \(configuration.sipListen): "
             + [configuration.sipUDPPort.map { "UDP \($0)" }, configuration.sipTCPPort.map { "TCP \($0)" },
                configuration.sipTLSPort.map { "TLS \($0)" }].compactMap { $0 }.joined(separator: ", "))
+        if let buffer = configuration.sipUDPReceiveBuffer, configuration.sipUDPPort != nil {
+            let cap = (try? String(contentsOfFile: "/proc/sys/net/core/rmem_max", encoding: .utf8))
+                .flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            say("SIP UDP receive buffer: \(buffer) bytes asked for"
+                + (cap.map { "; the kernel's cap (net.core.rmem_max) is \($0) bytes" } ?? "")
+                + " (`stox run` logs what was granted)")
+            if let cap, cap < buffer, getuid() != 0 {
+                warnings.append("sip.udp_receive_buffer: \(buffer) bytes is above net.core.rmem_max (\(cap)) and this user cannot exceed it: the kernel will grant \(cap); raise it with sysctl or grant CAP_NET_ADMIN")
+            }
+        } else if configuration.sipUDPPort != nil {
+            say("SIP UDP receive buffer: the kernel's default")
+        }
         say("Watcher policy: \(configuration.watcherPolicyName); acceptance: desktop \(configuration.desktopAcceptance), mobile \(configuration.mobileAcceptance)")
         if let certificate = configuration.sipCertificate { describeCertificate("SIP TLS", certificate, &lines, &warnings) }
         say("")
         switch configuration.xmppMode {
         case .s2s:
-            say("XMPP: server-to-server federation, listening on \(configuration.xmppListen):\(configuration.xmppPort)"
-                + (configuration.xmppDirectTLSPort.map { " (STARTTLS) and \($0) (direct TLS, XEP-0368)" } ?? " (STARTTLS)"))
+            // Only what will happen: without a certificate there is no STARTTLS to mention.
+            let tls = configuration.xmppCertificate == nil ? " (plain: no certificate, so no STARTTLS)"
+                : (configuration.xmppDirectTLSPort.map { " (STARTTLS) and \($0) (direct TLS, XEP-0368)" } ?? " (STARTTLS)")
+            say("XMPP: server-to-server federation, listening on \(configuration.xmppListen):\(configuration.xmppPort)" + tls)
             if let certificate = configuration.xmppCertificate {
                 describeCertificate("XMPP", certificate, &lines, &warnings)
             } else {

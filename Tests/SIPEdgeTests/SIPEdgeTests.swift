@@ -256,6 +256,56 @@ struct SIPEdgeTests {
         await edge.stop()
     }
 
+    @Test("a wave of 30,000 UDP transactions whose Timer J expires together does not stall the loop: an OPTIONS is answered within 1 s throughout, and every transaction is gone after (§17.2.2)")
+    func timerWave() async throws {
+        // Timer J is 3.2 s with these timers, so the expiries overlap the intake. With one NIO
+        // task per transaction, each expiry cancelled its (already fired) task by a linear search
+        // of NIO's timer heap: the wave cost O(n²) and the loop stopped answering for seconds.
+        let (edge, _) = try await Self.start(timers: Self.fastTimers) { request in
+            request.respond(request.request.makeResponse(200, toTag: "wave"))
+        }
+        let port = edge.udpAddress!.port!
+        let total = 30_000
+        let sender = try UDPClient()
+        let sent = Mutex(0)
+        DispatchQueue.global().async {
+            for index in 0..<total {
+                try? sender.send(Self.message(branch: "z9hG4bKwave\(index)", via: "SIP/2.0/UDP 127.0.0.1:\(sender.port)"), to: port)
+                sent.withLock { $0 += 1 }
+                // Paced below what the socket buffer holds, so the wave is one of transactions,
+                // not of kernel drops.
+                if index % 100 == 99 { usleep(20_000) }
+            }
+        }
+        let prober = try UDPClient()
+        var slowest = 0.0
+        var unanswered = 0
+        var probe = 0
+        let started = ContinuousClock.now
+        // Through the intake and past the last Timer J.
+        while sent.withLock({ $0 }) < total || ContinuousClock.now - started < .seconds(6) {
+            probe += 1
+            let options = Self.bodiless("OPTIONS", branch: "z9hG4bKprobe\(probe)", via: "SIP/2.0/UDP 127.0.0.1:\(prober.port)")
+            let sentAt = ContinuousClock.now
+            try prober.send(options, to: port)
+            var answered = false
+            while let reply = await prober.receive(timeout: 1.0) {
+                if reply.contains("z9hG4bKprobe\(probe)") { answered = true; break }
+            }
+            let elapsed = ContinuousClock.now - sentAt
+            if answered { slowest = max(slowest, Double(elapsed.components.attoseconds) / 1e18 + Double(elapsed.components.seconds)) } else { unanswered += 1 }
+            try await Task.sleep(for: .milliseconds(100))
+            if ContinuousClock.now - started > .seconds(120) { break }
+        }
+        print("timer wave: \(probe) OPTIONS, slowest answer \(slowest) s, \(unanswered) unanswered")
+        #expect(unanswered == 0, "\(unanswered) of \(probe) OPTIONS went unanswered for 1 s")
+        #expect(slowest < 1.0, "slowest OPTIONS answer: \(slowest) s")
+        let drained = await eventually(timeout: 15) { await edge.liveTransactionCount() == 0 }
+        let left = await edge.liveTransactionCount()
+        #expect(drained, "\(left) transactions left after Timer J")
+        await edge.stop()
+    }
+
     /// A bodiless request of the INVITE transaction's family (INVITE, its ACK, its CANCEL).
     static func bodiless(_ method: String, branch: String, via: String, toTag: String? = nil) -> String {
         """

@@ -28,6 +28,12 @@ public struct ServerNonInviteTransaction: Sendable {
 
     public var isTerminated: Bool { state == .terminated }
 
+    /// Completed (§17.2.2): the final response went out and only retransmissions remain to absorb.
+    public var isCompleted: Bool {
+        if case .completed = state { return true }
+        return false
+    }
+
     public var nextDeadline: SIPInstant? {
         if case .completed(_, let until) = state { return until }
         return nil
