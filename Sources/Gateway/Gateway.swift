@@ -37,7 +37,7 @@ public final class Gateway: @unchecked Sendable {
     let queue: OutboundQueue
     let storeQueue = DispatchQueue(label: "stox.gateway.store")
     var logger: Logger
-    public let metrics = GatewayMetrics()
+    public let metrics: GatewayMetrics
     private(set) var mappings: MappingSet
     private(set) var toXMPP: SIPToXMPP
     private(set) var toSIP: XMPPToSIP
@@ -70,7 +70,9 @@ public final class Gateway: @unchecked Sendable {
         let remote: JID
     }
 
-    init(configuration: GatewayConfiguration, loop: any EventLoop, store: GatewayStore, mappings: MappingSet, logger: Logger) {
+    init(configuration: GatewayConfiguration, loop: any EventLoop, store: GatewayStore, mappings: MappingSet, logger: Logger,
+         metrics: GatewayMetrics = GatewayMetrics()) {
+        self.metrics = metrics
         self.configuration = configuration
         self.loop = loop
         self.store = store
@@ -118,6 +120,7 @@ public final class Gateway: @unchecked Sendable {
                               EndpointClass(name: "mobile", acceptanceTimeout: configuration.mobileAcceptance)],
             watcherPolicy: configuration.watcherPolicy, digestAlgorithms: configuration.digestAlgorithms)
         let diagnosticsLogger = logger
+        let refusalMetrics = GatewayMetrics()
         let domain = try await EmbeddedDomain.start(
             domainConfiguration, edge: sip, store: store, group: group,
             foreign: { server, sender in slot.gateway?.fromSIP(server, sender: sender) },
@@ -126,8 +129,16 @@ public final class Gateway: @unchecked Sendable {
                 foreignSubscription: { presentity, watcher, decision in
                     slot.gateway?.sipWatcherAdded(presentity: presentity, watcher: watcher, decision: decision)
                 }),
-            diagnostics: { diagnosticsLogger.warning("\($0)", metadata: ["component": "sip-domain"]) })
-        let gateway = Gateway(configuration: configuration, loop: domain.edge.eventLoop, store: store, mappings: mappings, logger: logger)
+            diagnostics: { diagnosticsLogger.warning("\($0)", metadata: ["component": "sip-domain"]) },
+            refusals: { refusal in
+                // One line per refused request or dropped input, with who and why: what an
+                // operator reads and a fail2ban filter matches (`sip request refused ... source=`).
+                refusalMetrics.refused(refusal.kind.rawValue)
+                diagnosticsLogger.notice("sip request refused", metadata: [
+                    "component": "sip", "source": "\(refusal.source)", "kind": "\(refusal.kind.rawValue)", "reason": "\(refusal.reason)"])
+            })
+        let gateway = Gateway(configuration: configuration, loop: domain.edge.eventLoop, store: store, mappings: mappings, logger: logger,
+                              metrics: refusalMetrics)
         gateway.domain = domain
         do {
             try await gateway.startXMPP(slot: slot)
@@ -186,7 +197,7 @@ public final class Gateway: @unchecked Sendable {
                 },
                 onEvent: { event in
                     metrics.linkEvent(event)
-                    logger.info("s2s \(event)", metadata: ["component": "s2s"])
+                    Self.log(event, logger)
                 })
             xmpp = service
             let port = try await service.start().get()
@@ -204,16 +215,47 @@ public final class Gateway: @unchecked Sendable {
             }
             let logger = self.logger
             let metrics = self.metrics
+            let server = "\(configuration.componentServer)"
             let service = ComponentService(
                 configuration: .init(componentName: name, secret: secret, host: configuration.componentServer.host,
                                      port: configuration.componentServer.port),
                 eventLoop: loop, onStanza: { element in slot.gateway?.fromXMPP(element, handled: {}) },
                 onEvent: { event in
                     metrics.componentEvent(event, name: name)
-                    logger.info("component \(event)", metadata: ["component": "xmpp-component"])
+                    switch event {
+                    case .connected:
+                        logger.info("component connected", metadata: ["component": "xmpp-component", "server": "\(server)"])
+                    case .disconnected(let reason) where reason.contains("not-authorized"):
+                        // A wrong secret never heals by retrying: the operator must act.
+                        metrics.refused("component-secret")
+                        logger.error("component refused by the server: wrong xmpp.component.secret", metadata: [
+                            "component": "xmpp-component", "server": "\(server)", "reason": "\(reason)"])
+                    case .disconnected(let reason):
+                        logger.warning("component disconnected", metadata: [
+                            "component": "xmpp-component", "server": "\(server)", "reason": "\(reason)"])
+                    }
                 })
             xmpp = service
             service.start()
+        }
+    }
+
+    /// One line per link event, in words: refusals at warning with who and why (what a
+    /// fail2ban filter matches), links coming and going at info or notice.
+    static func log(_ event: S2SEvent, _ logger: Logger) {
+        switch event {
+        case .refused(let peer, let kind, let reason):
+            logger.warning("s2s peer refused", metadata: ["component": "s2s", "peer": "\(peer)", "kind": "\(kind.rawValue)", "reason": "\(reason)"])
+        case .outboundUp(let local, let remote, let method):
+            logger.info("s2s outbound link up", metadata: ["component": "s2s", "local": "\(local)", "peer": "\(remote)", "method": "\(method)"])
+        case .outboundDown(let local, let remote, let failure):
+            logger.notice("s2s outbound link down", metadata: ["component": "s2s", "local": "\(local)", "peer": "\(remote)", "reason": "\(failure.reason)"])
+        case .inboundAuthenticated(let remote, let method):
+            logger.info("s2s inbound link authenticated", metadata: ["component": "s2s", "peer": "\(remote)", "method": "\(method)"])
+        case .inboundClosed(let remote):
+            logger.info("s2s inbound link closed", metadata: ["component": "s2s", "peer": "\(remote)"])
+        case .reconnectDelayed(let remote, let milliseconds):
+            logger.info("s2s reconnect delayed", metadata: ["component": "s2s", "peer": "\(remote)", "milliseconds": "\(milliseconds)"])
         }
     }
 

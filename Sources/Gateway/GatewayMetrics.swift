@@ -10,6 +10,7 @@ public final class GatewayMetrics: @unchecked Sendable {
     private var errors: [String: Int] = [:]
     private var stored: [String: Int] = [:]
     private var linksUp: [String: Int] = [:]
+    private var refusals: [String: Int] = [:]
     /// Read at scrape time from the store, which is where the queue and the subscriptions are:
     /// counting them again here by hand could only drift from it.
     var queueDepth: @Sendable () -> Int? = { nil }
@@ -30,6 +31,16 @@ public final class GatewayMetrics: @unchecked Sendable {
         lock.withLock { stored["direction=\"\(direction)\""] ?? 0 }
     }
 
+    /// A peer or request refused, by kind (certificate, invalid-from, dialback, hostile-xml,
+    /// stream, malformed-sip, digest-*, component-secret).
+    func refused(_ kind: String) {
+        lock.withLock { refusals["kind=\"\(kind)\"", default: 0] += 1 }
+    }
+
+    public func count(refused kind: String) -> Int {
+        lock.withLock { refusals["kind=\"\(kind)\""] ?? 0 }
+    }
+
     func error(_ kind: String) {
         lock.withLock { errors["kind=\"\(kind)\"", default: 0] += 1 }
     }
@@ -39,7 +50,12 @@ public final class GatewayMetrics: @unchecked Sendable {
             switch event {
             case .outboundUp(_, let remote, _): linksUp["peer=\"\(remote)\",direction=\"outbound\""] = 1
             case .outboundDown(_, let remote, _): linksUp["peer=\"\(remote)\",direction=\"outbound\""] = 0
-            case .inboundAuthenticated(let remote, _): linksUp["peer=\"\(remote)\",direction=\"inbound\""] = 1
+            // Counted: a peer may hold several inbound streams, and each closes on its own.
+            case .inboundAuthenticated(let remote, _): linksUp["peer=\"\(remote)\",direction=\"inbound\"", default: 0] += 1
+            case .inboundClosed(let remote):
+                let key = "peer=\"\(remote)\",direction=\"inbound\""
+                linksUp[key] = max(0, (linksUp[key] ?? 0) - 1)
+            case .refused(_, let kind, _): refusals["kind=\"\(kind.rawValue)\"", default: 0] += 1
             case .reconnectDelayed: break
             }
         }
@@ -73,6 +89,7 @@ public final class GatewayMetrics: @unchecked Sendable {
             family("stox_messages_translated_total", "counter", "Stanzas and SIP requests translated across the gateway.", translated)
             family("stox_messages_stored_total", "counter", "Messages taken into the durable queue (acknowledged to their sender).", stored)
             family("stox_errors_total", "counter", "Failures by kind (translation, store, SIP status, XMPP bounces).", errors)
+            family("stox_refusals_total", "counter", "Peers and requests refused, by kind; each also leaves one log line with who and why.", refusals)
             family("stox_xmpp_links_up", "gauge", "XMPP links authenticated, per peer and direction.", linksUp)
             family("stox_subscriptions", "gauge", "Presence subscriptions across the gateway.", subscriptions)
             out += "# HELP stox_queue_depth Messages in the durable queue not yet delivered.\n# TYPE stox_queue_depth gauge\n"

@@ -225,7 +225,31 @@ public final class GatewayStore: Sendable {
                     PRIMARY KEY (aor, etag));
                 """)
         }
+        migrator.registerMigration("v5: process secrets") { db in
+            // Keys that must outlive a restart: the digest nonce key, so that a UA retransmitting
+            // a request it sent before a crash is still authenticated and its resend is
+            // recognised as one, instead of earning `stale=true` and a new transaction.
+            try db.execute(sql: """
+                CREATE TABLE secrets (name TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL, created_at REAL NOT NULL);
+                """)
+        }
         return migrator
+    }
+
+    // MARK: Secrets
+
+    /// The secret called `name`: created at random (32 bytes) the first time, the same after.
+    public func secret(named name: String) throws -> [UInt8] {
+        try write { db in
+            if let value = try Data.fetchOne(db, sql: "SELECT value FROM secrets WHERE name = ?", arguments: [name]) {
+                return Array(value)
+            }
+            var generator = SystemRandomNumberGenerator()
+            let value = (0..<32).map { _ in UInt8.random(in: 0 ... 255, using: &generator) }
+            try db.execute(sql: "INSERT INTO secrets (name, value, created_at) VALUES (?, ?, ?)",
+                           arguments: [name, Data(value), Date().timeIntervalSince1970])
+            return value
+        }
     }
 
     /// Runs `body` in one write transaction (the queue's group commit uses it).

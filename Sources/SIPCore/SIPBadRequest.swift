@@ -46,11 +46,9 @@ public enum SIPBadRequest {
         headers.add(.to, to)
         headers.add(.callID, callID)
         headers.add(.cseq, cseq)
-        // The reason phrase says what was wrong (RFC 3261 §21.4.1 invites it).
-        var reason = "Bad Request (\(error.kind.rawValue)"
-        if let header = error.header { reason += " in \(header)" }
-        reason += ")"
-        let response = SIPResponse(statusCode: 400, reasonPhrase: reason, headers: headers)
+        // A plain reason phrase: what was wrong goes to the operator's log with the source
+        // address, not to whoever sent it (the parser's internals are nobody's business).
+        let response = SIPResponse(statusCode: 400, reasonPhrase: "Bad Request", headers: headers)
         // The copied values may be the broken part (a Via, a CSeq): only a response that is
         // itself well-formed goes out, so reading it back is the test.
         guard case .response? = try? SIPParser().parse(datagram: response.serialized()) else { return nil }

@@ -36,6 +36,8 @@ public final class EmbeddedDomain: @unchecked Sendable {
     private let foreign: ForeignHandler?
     /// Where failures that no SIP response can carry are reported (the gateway logs them).
     let diagnostics: @Sendable (String) -> Void
+    /// Where refused requests and dropped input are reported: one call each, with who and why.
+    let refusals: @Sendable (SIPRefusal) -> Void
     /// RFC 3263 for peer domains without a configured next hop.
     private let locator: SIPLocator?
     /// The gateway's side of presence: local users' changes go out, and local users may watch
@@ -67,7 +69,9 @@ public final class EmbeddedDomain: @unchecked Sendable {
 
     private init(configuration: EmbeddedDomainConfiguration, edge: SIPEdge, store: GatewayStore,
                  bindings: [SIPBinding], foreign: ForeignHandler?, presence: PresenceHooks?,
-                 diagnostics: @escaping @Sendable (String) -> Void) {
+                 diagnostics: @escaping @Sendable (String) -> Void, refusals: @escaping @Sendable (SIPRefusal) -> Void,
+                 nonceSecret: [UInt8]) {
+        self.refusals = refusals
         self.configuration = configuration
         self.edge = edge
         self.store = store
@@ -80,7 +84,7 @@ public final class EmbeddedDomain: @unchecked Sendable {
         }
         for domain in configuration.domains {
             authenticators[domain] = DigestAuthenticator(realm: domain, nonceLifetime: configuration.nonceLifetime,
-                                                         algorithms: configuration.digestAlgorithms)
+                                                         algorithms: configuration.digestAlgorithms, secret: nonceSecret)
         }
         for binding in bindings { locations[binding.addressOfRecord, default: []].append(binding) }
     }
@@ -90,8 +94,12 @@ public final class EmbeddedDomain: @unchecked Sendable {
     public static func start(_ configuration: EmbeddedDomainConfiguration, edge edgeConfiguration: SIPEdgeConfiguration,
                              store: GatewayStore, group: any EventLoopGroup,
                              foreign: ForeignHandler? = nil, presence: PresenceHooks? = nil,
-                             diagnostics: @escaping @Sendable (String) -> Void = EmbeddedDomain.standardError) async throws -> EmbeddedDomain {
+                             diagnostics: @escaping @Sendable (String) -> Void = EmbeddedDomain.standardError,
+                             refusals: (@Sendable (SIPRefusal) -> Void)? = nil) async throws -> EmbeddedDomain {
+        let refusals = refusals ?? { refusal in diagnostics("\(refusal)") }
         let restored = try await Self.onQueue { try store.bindings() }.compactMap { Self.binding(from: $0, configuration: configuration) }
+        // Kept in the store so that nonces outlive a restart (see DigestAuthenticator).
+        let nonceSecret = try await Self.onQueue { try store.secret(named: "sip-digest-nonce") }
         let (storedPublications, storedWatchers) = try await Self.onQueue { (try store.publications(), try store.sipWatchers()) }
         let slot = DomainSlot()
         let edge = try await SIPEdge.start(edgeConfiguration, handlers: SIPEdgeHandlers(
@@ -102,9 +110,19 @@ public final class EmbeddedDomain: @unchecked Sendable {
                 }
                 domain.handle(request)
             },
-            ack: { ack, _ in slot.domain?.receivedACK(ack) }), group: group)
+            ack: { ack, _ in slot.domain?.receivedACK(ack) },
+            event: { event in
+                switch event {
+                case .malformed(let address, let kind):
+                    refusals(SIPRefusal(kind: .malformed, source: "\(address)", reason: "malformed SIP: \(kind.words)"))
+                case .strayResponse(let address):
+                    refusals(SIPRefusal(kind: .strayResponse, source: "\(address)", reason: "a response that matches no request we sent, dropped"))
+                case .ackTimeout(let callID):
+                    diagnostics("no ACK for the final response of INVITE \(callID) (Timer H)")
+                }
+            }), group: group)
         let domain = EmbeddedDomain(configuration: configuration, edge: edge, store: store, bindings: restored, foreign: foreign,
-                                    presence: presence, diagnostics: diagnostics)
+                                    presence: presence, diagnostics: diagnostics, refusals: refusals, nonceSecret: nonceSecret)
         try await edge.eventLoop.submit {
             slot.domain = domain
             domain.restore(publications: storedPublications, watchers: storedWatchers)
@@ -295,7 +313,7 @@ public final class EmbeddedDomain: @unchecked Sendable {
 
     private func verify(_ server: SIPServerRequest, realm: String, proxy: Bool, header: SIPHeaderName, user: StoredUser?,
                         then: @escaping @Sendable (String) -> Void) {
-        let verdict = authenticators[realm]?.verify(server.request, header: header, now: now) { name, algorithm in
+        let verdict = authenticators[realm]?.verify(server.request, header: header, now: wallClock) { name, algorithm in
             guard let user, name == user.username else { return nil }
             return algorithm == .md5 ? user.ha1MD5 : user.ha1SHA256
         } ?? .missing
@@ -303,21 +321,33 @@ public final class EmbeddedDomain: @unchecked Sendable {
         case .authenticated(let name): then(name)
         case .missing: challenge(server, realm: realm, proxy: proxy, stale: false)
         case .stale: challenge(server, realm: realm, proxy: proxy, stale: true)
+        case .forged:
+            refusals(SIPRefusal(kind: .digestNonce, source: "\(server.source.address)",
+                                reason: "a nonce this gateway never issued, for \(realm)"))
+            challenge(server, realm: realm, proxy: proxy, stale: false)
         case .rejected(let reason):
-            server.respond(server.request.makeResponse(403, reasonPhrase: "Forbidden (\(reason))"))
+            let name = server.request.headers.values(header).compactMap(SIPAuthorization.parse).first { $0.realm == realm }?.username ?? "?"
+            refusals(SIPRefusal(kind: reason.contains("replay") ? .digestReplay : .digestFailed, source: "\(server.source.address)",
+                                reason: "\(name)@\(realm): \(reason)"))
+            // One answer for every rejection: a different one for an unknown user would let
+            // anyone enumerate users. The reason stays in the log.
+            server.respond(server.request.makeResponse(403))
         }
     }
 
     private func challenge(_ server: SIPServerRequest, realm: String, proxy: Bool, stale: Bool) {
         guard let authenticator = authenticators[realm] else { return }
         var response = server.request.makeResponse(proxy ? 407 : 401)
-        for challenge in authenticator.challenges(now: now, stale: stale) {
+        for challenge in authenticator.challenges(now: wallClock, stale: stale) {
             response.headers.add(proxy ? .proxyAuthenticate : .wwwAuthenticate, challenge.description)
         }
         server.respond(response)
     }
 
     var now: SIPInstant { SIPInstant(clockOrigin.duration(to: .now)) }
+    /// Digest nonces carry wall-clock time, so that they outlive a restart and do not tell
+    /// anyone the process's uptime.
+    var wallClock: SIPInstant { SIPInstant(.milliseconds(Int64(Date().timeIntervalSince1970 * 1000))) }
 
     // MARK: Messages (RFC 3428), forked across endpoints
 
@@ -587,4 +617,33 @@ public final class EmbeddedDomain: @unchecked Sendable {
 private final class DomainSlot: @unchecked Sendable {
     // Written once on the edge's loop, before which requests get 503; read on the loop.
     var domain: EmbeddedDomain?
+}
+
+/// A request refused or an input dropped by the SIP side: what the operator's log line and the
+/// `stox_refusals_total` counter say.
+public struct SIPRefusal: Sendable, CustomStringConvertible {
+    public enum Kind: String, Sendable, CaseIterable {
+        case malformed = "malformed-sip"
+        case strayResponse = "stray-response"
+        case digestFailed = "digest-failed"
+        case digestReplay = "digest-replay"
+        case digestNonce = "digest-forged-nonce"
+        case untrustedPeer = "untrusted-peer"
+    }
+    public var kind: Kind
+    /// The source address (IP and port).
+    public var source: String
+    /// In words.
+    public var reason: String
+
+    public var description: String { "refused \(source): \(reason) [\(kind.rawValue)]" }
+}
+
+extension SIPParseError.Kind {
+    /// The fault in words, for the log (the wire gets a plain 400).
+    var words: String {
+        String(describing: self).reduce(into: "") { out, character in
+            if character.isUppercase { out += " " + character.lowercased() } else { out.append(character) }
+        }
+    }
 }

@@ -27,14 +27,23 @@ final class InboundLinkHandler: ChannelInboundHandler, RemovableChannelHandler {
         return (0..<4).map { _ in String(generator.next() as UInt32, radix: 36) }.joined()
     }
 
+    /// Set once the stream is being closed: whatever the peer still sends is discarded, so a
+    /// refusal is one header, one error and one closing tag however many reads follow
+    /// (RFC 6120 §4.9.1.3: nothing after the error).
+    private var closing = false
+    /// Whether our stream header has gone out for the current stream.
+    private var headerSent = false
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closing else { return }
         let events: [XMPPStreamEvent]
         do {
             events = try input.read(unwrapInboundIn(data))
         } catch {
             // The peer's XML is refused with the matching stream error (RFC 6120 §4.9.3).
-            if negotiation.streamID == nil { StreamWrite.header(XMPPStreamHeader(id: Self.streamID()), context) }
-            StreamWrite.close(error, context)
+            refused(.hostileXML, "\(error)", context)
+            if !headerSent { StreamWrite.header(XMPPStreamHeader(id: Self.streamID()), context) }
+            close(error, context)
             return
         }
         if paused {
@@ -86,7 +95,31 @@ final class InboundLinkHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let reason = TLSFailure.describe(error) { refused(.certificate, reason, context) }
+        closing = true
         context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        // The inbound gauge must go down with the stream, or /health counts a dead link.
+        for domain in negotiation.authenticatedDomains { service.event(.inboundClosed(remote: domain)) }
+        context.fireChannelInactive()
+    }
+
+    /// Who the peer is, for the log: its domain when it said one, and its address.
+    private func peer(_ context: ChannelHandlerContext) -> String {
+        let address = context.channel.remoteAddress.map { "\($0)" } ?? "unknown address"
+        return negotiation.peerDomain.map { "\($0) (\(address))" } ?? address
+    }
+
+    private func refused(_ kind: Refusal, _ reason: String, _ context: ChannelHandlerContext) {
+        service.event(.refused(peer: peer(context), kind, reason: reason))
+    }
+
+    private func close(_ error: StreamError?, _ context: ChannelHandlerContext) {
+        guard !closing else { return }
+        closing = true
+        StreamWrite.close(error, context)
     }
 
     /// Carries out the actions; returns how long to pause when a delivered stanza put its peer
@@ -96,9 +129,13 @@ final class InboundLinkHandler: ChannelInboundHandler, RemovableChannelHandler {
         var pause: TimeAmount? = nil
         for action in actions {
             switch action {
-            case .sendHeader(let header): StreamWrite.header(header, context)
+            case .sendHeader(let header):
+                headerSent = true
+                StreamWrite.header(header, context)
             case .send(let element): StreamWrite.element(element, context)
-            case .resetReader: input.reset()
+            case .resetReader:
+                headerSent = false
+                input.reset()
             case .startTLS:
                 do {
                     guard let tls = try configuration.serverContext(for: negotiation.peerDomain, localDomain: negotiation.localDomain) else {
@@ -118,6 +155,9 @@ final class InboundLinkHandler: ChannelInboundHandler, RemovableChannelHandler {
                 service.verify(sender: sender, target: target, key: key, streamID: streamID).whenComplete { result in
                     let (handler, context) = loopBound.value
                     let outcome = (try? result.get()) ?? .error
+                    if outcome != .valid {
+                        handler.refused(.dialback, "\(sender)'s dialback claim for \(target) was not confirmed by its authoritative server (\(outcome))", context)
+                    }
                     handler.perform(handler.negotiation.dialbackVerified(sender: sender, target: target, outcome: outcome), context)
                 }
             case .deliver(let element):
@@ -143,8 +183,9 @@ final class InboundLinkHandler: ChannelInboundHandler, RemovableChannelHandler {
                 streamManagement = true
             case .acknowledge:
                 acknowledge(context)
-            case .close(let error, _):
-                StreamWrite.close(error, context)
+            case .close(let error, let reason):
+                if let kind = Self.refusal(error, reason: reason) { refused(kind, reason, context) }
+                close(error, context)
             }
         }
         return pause
@@ -172,6 +213,19 @@ final class InboundLinkHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func acknowledge(_ context: ChannelHandlerContext) {
         lastAcknowledged = handledThrough
         StreamWrite.element(XMLElement("a", namespace: XMPPNamespace.streamManagement, attributes: ["h": String(handledThrough)]), context)
+    }
+}
+
+extension InboundLinkHandler {
+    /// Which closes are refusals (a peer's own close or stream error is not).
+    static func refusal(_ error: StreamError?, reason: String) -> Refusal? {
+        switch error?.condition {
+        case .invalidFrom?: return .invalidFrom
+        case .some: return .stream
+        // A certificate that does not validate closes without a stream error. A dialback key
+        // refused was already reported when its verification came back.
+        case nil: return reason.contains("certificate") ? .certificate : nil
+        }
     }
 }
 

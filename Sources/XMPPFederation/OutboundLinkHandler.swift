@@ -57,7 +57,10 @@ final class OutboundLinkHandler: ChannelInboundHandler, RemovableChannelHandler 
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        link.failed(NegotiationFailure(.remoteServerNotFound, "\(link.remoteDomain): \(error)"))
+        link.failed(NegotiationFailure(.remoteServerNotFound, "\(link.remoteDomain): \(TLSFailure.describeAny(error))"))
+        if let reason = TLSFailure.describe(error) {
+            link.report(.refused(peer: "\(link.remoteDomain) (\(context.channel.remoteAddress.map { "\($0)" } ?? "unknown address"))", .certificate, reason: reason))
+        }
         context.close(promise: nil)
     }
 

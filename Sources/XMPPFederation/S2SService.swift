@@ -39,6 +39,9 @@ final class OutboundLink {
         self.service = service
     }
 
+    /// Tells the service's owner about this link (a refusal seen while negotiating).
+    func report(_ event: S2SEvent) { service?.event(event) }
+
     func send(_ element: XMLElement, acknowledged: (@Sendable () -> Void)? = nil) {
         lastStanza = .now()
         switch state {
@@ -230,6 +233,25 @@ public enum S2SEvent: Hashable, Sendable {
     case outboundDown(local: String, remote: String, NegotiationFailure)
     /// A new connection to `remote` waits this long, after earlier failures.
     case reconnectDelayed(remote: String, milliseconds: Int64)
+    /// An authenticated stream `remote` had opened to us closed.
+    case inboundClosed(remote: String)
+    /// A peer was refused: `peer` is its domain when it said one, and its address; `reason` is
+    /// in words, for the operator's log and for tools such as fail2ban.
+    case refused(peer: String, Refusal, reason: String)
+}
+
+/// Why a peer was refused, as `/metrics` counts it.
+public enum Refusal: String, Hashable, Sendable, CaseIterable {
+    /// TLS failed or the peer's certificate did not verify.
+    case certificate
+    /// A stanza from a domain the stream has not authenticated (RFC 6120 §4.9.3.9).
+    case invalidFrom = "invalid-from"
+    /// A dialback claim that its authoritative server did not confirm (XEP-0220).
+    case dialback
+    /// XML that is not well-formed, too large or too deep, or uses forbidden constructs.
+    case hostileXML = "hostile-xml"
+    /// Any other stream error we sent (host-unknown, invalid-namespace, policy, ...).
+    case stream
 }
 
 /// Server-to-server federation: a listener for inbound streams, a pool of outbound links per
@@ -489,7 +511,7 @@ public final class S2SService: @unchecked Sendable {
                     self.connect(bound, candidates.dropFirst(), timeout: timeout)
                 } else {
                     timeout.cancel()
-                    bound.value.failed(NegotiationFailure(.remoteServerNotFound, "cannot connect to \(bound.value.remoteDomain): \(error)"))
+                    bound.value.failed(NegotiationFailure(.remoteServerNotFound, "cannot connect to \(bound.value.remoteDomain): \(TLSFailure.describeAny(error))"))
                 }
             }
     }

@@ -24,7 +24,16 @@ enum StreamWrite {
             buffer.writeBytes(XMLSerializer.bytes(error.element, in: XMPPStreamHeader.context(XMPPNamespace.server)))
         }
         buffer.writeString(XMPPStreamHeader.closingTag)
-        context.writeAndFlush(NIOAny(buffer)).whenComplete { _ in context.close(promise: nil) }
+        let channel = context.channel
+        context.writeAndFlush(NIOAny(buffer)).whenComplete { _ in
+            // Half-close first: closing a socket with unread input sends a reset, and the peer's
+            // kernel may then throw away the error before the peer reads it. Whatever the peer
+            // still sends is read and discarded until it closes too, or for two seconds.
+            channel.close(mode: .output).whenComplete { result in
+                guard case .success = result else { return channel.close(promise: nil) }
+                channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
+            }
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import StoxTesting
+import Synchronization
 import Testing
 
 /// `stox check-config` and `stox run` as an operator uses them: the built binary, the shipped
@@ -74,6 +75,125 @@ struct CommandLineTests {
         #expect(output.contains("XMPP certificate \(certificate): expires"), "\(output)")
         #expect(output.contains("127.0.0.1:5269 (STARTTLS)"), "\(output)")
         #expect(!output.contains("xmpp.certificate: not set"))
+    }
+
+    /// GET `path` from the operations server: the body, or nil.
+    static func http(_ path: String) async -> String? {
+        guard let client = try? TCPClient(port: GatewayProcess.httpPort) else { return nil }
+        try? client.send("GET \(path) HTTP/1.0\r\n\r\n")
+        var answer = ""
+        while let more = await client.receiveRaw(timeout: 2) { answer += more }
+        return answer.isEmpty ? nil : answer
+    }
+
+    static func options(branch: String, from client: UDPClient) -> String {
+        """
+        OPTIONS sip:sip.test SIP/2.0\r
+        Via: SIP/2.0/UDP 127.0.0.1:\(client.port);branch=z9hG4bK\(branch);rport\r
+        Max-Forwards: 70\r
+        From: <sip:probe@monitor.test>;tag=p1\r
+        To: <sip:sip.test>\r
+        Call-ID: \(branch)@monitor.test\r
+        CSeq: 1 OPTIONS\r
+        Content-Length: 0\r
+        \r
+
+        """
+    }
+
+    @Test("refusals leave one log line with who and why and a counter in /metrics: malformed SIP, hostile XML, a stream for an unknown host")
+    func refusalsAreVisible() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stox-refusals-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let pki = try TestPKI()
+        let gateway = try GatewayProcess(environment: try GatewayProcess.prepare(directory: directory, pki: pki), directory: directory, generation: 1)
+        defer { Task { await gateway.kill9() } }
+        #expect(await gateway.healthy(), "\(gateway.log)")
+        // Malformed SIP: a header line without a colon.
+        let udp = try UDPClient()
+        try udp.send(Self.options(branch: "bad1", from: udp).replacingOccurrences(of: "Max-Forwards: 70", with: "Max-Forwards 70"),
+                     to: GatewayProcess.sipPort)
+        _ = await udp.receive(timeout: 2)
+        // Hostile XML, and a stream for a host the gateway does not serve.
+        let garbage = try TCPClient(port: GatewayProcess.s2sPort)
+        try garbage.send("<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' from='evil.test' to='sip.test' version='1.0'><<<")
+        _ = await garbage.waitForClose(timeout: 5)
+        let unknown = try TCPClient(port: GatewayProcess.s2sPort)
+        try unknown.send("<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' from='evil.test' to='nowhere.test' version='1.0'>")
+        _ = await unknown.waitForClose(timeout: 5)
+        let metrics = await Self.http("/metrics") ?? ""
+        for kind in ["malformed-sip", "hostile-xml", "stream"] {
+            #expect(metrics.contains("stox_refusals_total{kind=\"\(kind)\"} 1"), "\(kind):\n\(metrics)")
+        }
+        let log = gateway.log
+        let sipLines = log.split(separator: "\n").filter { $0.contains("sip request refused") }
+        #expect(sipLines.count == 1 && sipLines[0].contains("source=") && sipLines[0].contains("127.0.0.1"), "\(log)")
+        #expect(sipLines.first?.contains("malformed header line") == true, "\(log)")
+        let xmppLines = log.split(separator: "\n").filter { $0.contains("s2s peer refused") }
+        #expect(xmppLines.count == 2, "\(log)")
+        #expect(xmppLines.allSatisfy { $0.contains("127.0.0.1") }, "\(log)")
+        #expect(xmppLines.contains { $0.contains("kind=hostile-xml") }, "\(log)")
+        #expect(xmppLines.contains { $0.contains("kind=stream") && $0.contains("evil.test") && $0.contains("nowhere.test") }, "\(log)")
+    }
+
+    @Test("a UDP flood of 20,000 unauthenticated MESSAGEs: /health and OPTIONS answer within 1 s while their transactions expire, and SIGTERM stops the gateway")
+    func udpFlood() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stox-flood-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let pki = try TestPKI()
+        let gateway = try GatewayProcess(environment: try GatewayProcess.prepare(directory: directory, pki: pki), directory: directory, generation: 1)
+        #expect(await gateway.healthy(), "\(gateway.log)")
+        let total = 20_000
+        let flooder = try UDPClient()
+        let sent = Mutex(0)
+        DispatchQueue.global().async {
+            for index in 0..<total {
+                let message = """
+                    MESSAGE sip:bob@sip.test SIP/2.0\r
+                    Via: SIP/2.0/UDP 127.0.0.1:\(flooder.port);branch=z9hG4bKflood\(index);rport\r
+                    Max-Forwards: 70\r
+                    From: <sip:mallory@sip.test>;tag=f\(index)\r
+                    To: <sip:bob@sip.test>\r
+                    Call-ID: flood\(index)@evil.test\r
+                    CSeq: 1 MESSAGE\r
+                    Content-Type: text/plain\r
+                    Content-Length: 5\r
+                    \r
+                    flood
+                    """
+                try? flooder.send(message, to: GatewayProcess.sipPort)
+                sent.withLock { $0 += 1 }
+                if index % 100 == 99 { usleep(50_000) }  // about 2,000 a second
+            }
+        }
+        // Timer J is 32 s: probe through the intake and past the last expiry.
+        let prober = try UDPClient()
+        var slowest = 0.0, unanswered = 0, probes = 0, unhealthy = 0
+        let started = ContinuousClock.now
+        while sent.withLock({ $0 }) < total || ContinuousClock.now - started < .seconds(Int64(total / 2_000 + 36)) {
+            probes += 1
+            let sentAt = ContinuousClock.now
+            try prober.send(Self.options(branch: "probe\(probes)", from: prober), to: GatewayProcess.sipPort)
+            var answered = false
+            while let reply = await prober.receive(timeout: 1.0) {
+                if reply.contains("z9hG4bKprobe\(probes);") { answered = true; break }
+            }
+            let elapsed = ContinuousClock.now - sentAt
+            if answered { slowest = max(slowest, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18) } else { unanswered += 1 }
+            let healthAt = ContinuousClock.now
+            if await Self.http("/health")?.hasPrefix("HTTP/1.0 200") != true || ContinuousClock.now - healthAt > .seconds(1) { unhealthy += 1 }
+            try await Task.sleep(for: .milliseconds(500))
+            if ContinuousClock.now - started > .seconds(180) { break }
+        }
+        print("udp flood: \(probes) probes, slowest OPTIONS \(slowest) s, \(unanswered) unanswered, \(unhealthy) slow or failed /health")
+        #expect(unanswered == 0, "\(unanswered) of \(probes) OPTIONS unanswered within 1 s")
+        #expect(unhealthy == 0, "\(unhealthy) of \(probes) /health slow or failed")
+        kill(gateway.pid, SIGTERM)
+        let status = await gateway.exitStatus(timeout: 15)
+        #expect(status == 0, "\(String(describing: status))")
+        await gateway.kill9()
     }
 
     @Test("stox run reloads the mapping tables on SIGHUP, keeps the old ones when the new ones do not load, and stops gracefully on SIGTERM")

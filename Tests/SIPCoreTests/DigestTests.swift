@@ -76,7 +76,42 @@ struct DigestTests {
         let request = Self.register(Self.answer(challenge))
         #expect(authenticator.verify(request, header: .authorization, now: SIPInstant(.seconds(306)), ha1: Self.ha1) == .stale)
         var other = DigestAuthenticator(realm: "sip.test")
-        #expect(other.verify(request, header: .authorization, now: SIPInstant(.seconds(6)), ha1: Self.ha1) == .stale)
+        #expect(other.verify(request, header: .authorization, now: SIPInstant(.seconds(6)), ha1: Self.ha1) == .forged)
+    }
+
+    @Test("with the same secret, a nonce issued before a restart still authenticates after it: a retransmission after a crash is not made stale")
+    func nonceSurvivesRestart() {
+        let secret = Array(repeating: UInt8(7), count: 32)
+        let wallClock = SIPInstant(.seconds(1_796_000_000))
+        var before = DigestAuthenticator(realm: "sip.test", secret: secret)
+        let challenge = before.challenges(now: wallClock)[0]
+        let request = Self.register(Self.answer(challenge))
+        #expect(before.verify(request, header: .authorization, now: wallClock, ha1: Self.ha1) == .authenticated(username: "alice"))
+        var after = DigestAuthenticator(realm: "sip.test", secret: secret)
+        #expect(after.verify(request, header: .authorization, now: wallClock + .seconds(2), ha1: Self.ha1) == .authenticated(username: "alice"))
+        // The nonce carries the time it was given (the wall clock), not the process's uptime.
+        #expect(challenge.nonce?.hasPrefix(String(UInt64(1_796_000_000_000), radix: 16) + ".") == true)
+    }
+
+    @Test("a fresh nonce per request cannot grow memory: counts are bounded, and a nonce whose count was dropped is stale, never replayable")
+    func boundedNonces() {
+        var authenticator = DigestAuthenticator(realm: "sip.test", maxTrackedNonces: 100)
+        var requests: [SIPRequest] = []
+        for index in 0..<1_000 {
+            let now = SIPInstant(.milliseconds(1_000 + index))
+            let request = Self.register(Self.answer(authenticator.challenges(now: now)[0]))
+            #expect(authenticator.verify(request, header: .authorization, now: now, ha1: Self.ha1) == .authenticated(username: "alice"))
+            requests.append(request)
+        }
+        #expect(authenticator.trackedNonces <= 100)
+        let later = SIPInstant(.milliseconds(2_100))
+        // The oldest one's count is gone: a replay of it is stale (re-challenged), not accepted.
+        #expect(authenticator.verify(requests[0], header: .authorization, now: later, ha1: Self.ha1) == .stale)
+        // The newest one is still remembered: a replay is refused as such.
+        #expect(authenticator.verify(requests[999], header: .authorization, now: later, ha1: Self.ha1) == .rejected(reason: "replayed nonce count"))
+        // A nonce issued now still works: the floor never covers a new challenge.
+        let fresh = Self.register(Self.answer(authenticator.challenges(now: later)[0]))
+        #expect(authenticator.verify(fresh, header: .authorization, now: later, ha1: Self.ha1) == .authenticated(username: "alice"))
     }
 
     @Test("a wrong password, an unknown user and a digest-uri naming another resource are rejected alike")

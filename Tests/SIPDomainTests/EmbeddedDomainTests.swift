@@ -6,6 +6,7 @@ import SIPCore
 @testable import SIPDomain
 import SIPEdge
 import StoxTesting
+import Synchronization
 import Testing
 
 /// A raw SIP endpoint on a UDP socket, for wire-level checks of the embedded domain.
@@ -148,7 +149,8 @@ enum DomainFixture {
 
     /// Short acceptance timeouts (1 s desktop, 3 s mobile) so that the failure paths are quick.
     static func start(_ store: GatewayStore, desktop: Duration = .seconds(1), policy: WatcherPolicy = .allowSameDomain,
-                      tls: SIPTLSConfiguration? = nil) async throws -> EmbeddedDomain {
+                      tls: SIPTLSConfiguration? = nil,
+                      refusals: (@Sendable (SIPRefusal) -> Void)? = nil) async throws -> EmbeddedDomain {
         let configuration = EmbeddedDomainConfiguration(
             domains: ["sip.test"],
             endpointClasses: [EndpointClass(name: "desktop", acceptanceTimeout: desktop),
@@ -156,7 +158,7 @@ enum DomainFixture {
             sipMessageBudget: .seconds(5), watcherPolicy: policy)
         return try await EmbeddedDomain.start(configuration, edge: SIPEdgeConfiguration(host: "127.0.0.1", udpPort: 0, tcpPort: 0,
                                                                                         tlsPort: tls == nil ? nil : 0, tls: tls),
-                                              store: store, group: MultiThreadedEventLoopGroup.singleton)
+                                              store: store, group: MultiThreadedEventLoopGroup.singleton, refusals: refusals)
     }
 }
 
@@ -181,6 +183,24 @@ struct EmbeddedDomainTests {
         let mallory = try RawEndpoint(user: "bob", serverPort: port)
         #expect(try await mallory.register(password: "guess")?.statusCode == 403)
         #expect(await domain.bindings(of: "bob@sip.test").count == 1)
+        await domain.stop()
+    }
+
+    @Test("a wrong password and an unknown user get the same answer on the wire; the log hears which, with the source address")
+    func rejectionsLookAlike() async throws {
+        let store = try DomainFixture.store(users: ["bob": "pw-bob"])
+        let refused = Mutex<[SIPRefusal]>([])
+        let domain = try await DomainFixture.start(store, refusals: { refusal in refused.withLock { $0.append(refusal) } })
+        let port = domain.edge.udpAddress!.port!
+        let wrong = try #require(try await RawEndpoint(user: "bob", serverPort: port).register(password: "guess"))
+        let unknown = try #require(try await RawEndpoint(user: "nobody", serverPort: port).register(password: "guess"))
+        #expect(wrong.statusCode == 403 && unknown.statusCode == 403)
+        #expect(wrong.reasonPhrase == "Forbidden" && unknown.reasonPhrase == "Forbidden")
+        let reasons = refused.withLock { $0 }
+        #expect(reasons.map(\.kind) == [.digestFailed, .digestFailed], "\(reasons)")
+        #expect(reasons.first?.reason.contains("bob@sip.test: wrong credentials") == true, "\(reasons)")
+        #expect(reasons.last?.reason.contains("nobody@sip.test: unknown user") == true, "\(reasons)")
+        #expect(reasons.allSatisfy { $0.source.contains("127.0.0.1") })
         await domain.stop()
     }
 

@@ -96,7 +96,7 @@ struct SIPEdgeTests {
         await edge.stop()
     }
 
-    @Test("a request whose essentials survive gets 400 naming the fault, over UDP and over TCP, where the connection then goes on (§8.2.6, §18.3)")
+    @Test("a request whose essentials survive gets a plain 400 (the fault goes to the log, not the wire), over UDP and over TCP, where the connection then goes on (§8.2.6, §18.3)")
     func badRequest() async throws {
         let (edge, recorder) = try await Self.start(answer: Self.okLater)
         let udp = try UDPClient()
@@ -104,7 +104,7 @@ struct SIPEdgeTests {
             .replacingOccurrences(of: "Content-Type: text/plain", with: "Content-Type: ///")
         try udp.send(broken, to: edge.udpAddress!.port!)
         let answer = try #require(await udp.receive(timeout: 5))
-        #expect(answer.hasPrefix("SIP/2.0 400 Bad Request (invalidHeaderValue in Content-Type)"))
+        #expect(answer.hasPrefix("SIP/2.0 400 Bad Request\r\n"))
         #expect(answer.contains("Call-ID: z9hG4bKbad1@corp.example") && answer.contains("CSeq: 1 MESSAGE"))
         #expect(answer.contains(";tag="), "the 400 adds a To tag")
         // An ACK or a request without a Via gets nothing.
@@ -118,7 +118,7 @@ struct SIPEdgeTests {
                      + Self.message(branch: "z9hG4bKgood", via: via))
         let answers = await tcp.receiveMessages(2, timeout: 5)
         #expect(answers.count == 2)
-        #expect(answers.first?.hasPrefix("SIP/2.0 400 Bad Request (invalidHeaderValue in Content-Type)") == true)
+        #expect(answers.first?.hasPrefix("SIP/2.0 400 Bad Request\r\n") == true)
         #expect(answers.last?.hasPrefix("SIP/2.0 200 OK") == true)
         #expect(recorder.requests.withLock { $0.map(\.callID) } == ["z9hG4bKgood@corp.example"])
         #expect(recorder.events.withLock { $0.filter { if case .malformed = $0 { true } else { false } }.count } == 3)

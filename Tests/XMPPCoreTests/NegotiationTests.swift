@@ -307,12 +307,23 @@ struct NegotiationTests {
         }
     }
 
-    @Test("a stream to a domain not served closes with host-unknown")
-    func hostUnknown() {
-        var inbound = InboundNegotiation(.init(servedDomains: ["capulet.lit"], tlsAvailable: true, dialbackSecret: "x"), streamIDs: ["s1"])
-        let actions = inbound.received(.opened(XMPPStreamHeader(from: "sip.example", to: "verona.lit", declaresDialback: true)))
-        guard case .close(let error, _)? = actions.last else { Issue.record("\(actions)"); return }
-        #expect(error?.condition == .hostUnknown)
+    @Test("a stream to a domain not served, or in the client namespace, gets our header, then one stream error, then the close (RFC 6120 §4.9.1.3)")
+    func refusedAtSetup() {
+        for (header, condition) in [
+            (XMPPStreamHeader(from: "sip.example", to: "verona.lit", declaresDialback: true), StreamError.Condition.hostUnknown),
+            (XMPPStreamHeader(from: "sip.example", to: "capulet.lit", contentNamespace: "jabber:client"), .invalidNamespace),
+        ] {
+            var inbound = InboundNegotiation(.init(servedDomains: ["capulet.lit"], tlsAvailable: true, dialbackSecret: "x"), streamIDs: ["s1"])
+            let actions = inbound.received(.opened(header))
+            #expect(actions.count == 2, "\(actions)")
+            guard case .sendHeader(let ours)? = actions.first, case .close(let error, _)? = actions.last else { Issue.record("\(actions)"); continue }
+            #expect(error?.condition == condition)
+            // Never claims a domain it does not serve.
+            #expect(ours.from == (condition == .hostUnknown ? nil : "capulet.lit"))
+            #expect(ours.to == "sip.example")
+            // Closed: nothing more is said, whatever follows.
+            #expect(inbound.received(.opened(header)).isEmpty)
+        }
     }
 
     @Test("a stanza before authentication closes with not-authorized")

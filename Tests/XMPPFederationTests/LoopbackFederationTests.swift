@@ -36,6 +36,7 @@ struct LoopbackFederationTests {
         let service: S2SService
         let inbox: Inbox
         let port: Int
+        let events: StreamProtectionTests.Events
     }
 
     /// Starts a service for `domain` on an ephemeral port.
@@ -45,9 +46,10 @@ struct LoopbackFederationTests {
         let configuration = S2SConfiguration(
             servedDomains: [domain], tls: tls, trustedCAPath: ca, dialbackSecret: secret, defaultPolicy: policy, routes: routes,
             listenPort: 0, establishTimeout: 10)
-        let service = S2SService(configuration: configuration, eventLoop: group.next()) { inbox.add($0) }
+        let events = StreamProtectionTests.Events()
+        let service = S2SService(configuration: configuration, eventLoop: group.next(), onStanza: { inbox.add($0) }, onEvent: { events.add($0) })
         let port = try await service.start().get()
-        return Side(service: service, inbox: inbox, port: port)
+        return Side(service: service, inbox: inbox, port: port, events: events)
     }
 
     static func message(from: String, to: String, _ body: String) -> XMLElement {
@@ -94,6 +96,10 @@ struct LoopbackFederationTests {
         #expect(await b.inbox.wait { $0.firstChild("body")?.text == "hello" } != nil)
         b.service.send(Self.message(from: "juliet@capulet.test", to: "romeo@sip.test", "hello back"))
         #expect(await a.inbox.wait { $0.firstChild("body")?.text == "hello back" } != nil)
+        // When a's streams go, b hears that its inbound link closed (the gauge behind /health).
+        #expect(b.events.inboundOpen("sip.test") == 1)
+        try await a.service.shutdown().get()
+        #expect(await eventually(timeout: 5) { b.events.inboundOpen("sip.test") == 0 }, "\(b.events.inboundOpen("sip.test"))")
     }
 
     @Test("a forged dialback key is refused and the sender's stanza bounces")
@@ -109,6 +115,8 @@ struct LoopbackFederationTests {
         let bounce = await mallory.inbox.wait { $0.attribute("type") == "error" }
         #expect(bounce?.firstChild("error")?.firstChild("internal-server-error") != nil)
         #expect(await b.inbox.wait(seconds: 1) { $0.firstChild("body")?.text == "let me in" } == nil)
+        // The receiving side says who was refused and why.
+        #expect(await eventually { b.events.refusals.contains { $0.kind == .dialback && $0.reason.contains("sip.test") } }, "\(b.events.refusals)")
     }
 
     @Test("a certificate for another name is refused when the policy wants a valid one")
@@ -124,6 +132,13 @@ struct LoopbackFederationTests {
         let bounce = await a.inbox.wait { $0.attribute("type") == "error" }
         #expect(bounce?.firstChild("error")?.firstChild("remote-server-not-found") != nil)
         #expect(await b.inbox.wait(seconds: 1) { $0.firstChild("body")?.text == "should not pass" } == nil)
+        // Refused in words, not as a Swift enum dump.
+        let refusals = a.events.refusals + b.events.refusals
+        #expect(await eventually { !(a.events.refusals + b.events.refusals).isEmpty }, "\(refusals)")
+        for refusal in a.events.refusals + b.events.refusals {
+            #expect(refusal.kind == .certificate)
+            #expect(!refusal.reason.contains("BoringSSL") && !refusal.reason.contains("("), "\(refusal.reason)")
+        }
     }
 
     @Test("a stanza for a domain that cannot be reached bounces with remote-server-not-found")
@@ -256,7 +271,8 @@ final class RawPeer: ChannelInboundHandler, @unchecked Sendable {
         for chunk in chunks {
             var buffer = channel.allocator.buffer(capacity: chunk.utf8.count)
             buffer.writeString(chunk)
-            try await channel.writeAndFlush(buffer)
+            // A hostile peer keeps writing after the gateway has closed: that may fail.
+            try? await channel.writeAndFlush(buffer)
         }
         let timeout = loop.scheduleTask(in: .seconds(10)) { channel.close(promise: nil) }
         defer { timeout.cancel() }
@@ -267,10 +283,72 @@ final class RawPeer: ChannelInboundHandler, @unchecked Sendable {
 struct StreamProtectionTests {
     static let header = "<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' from='evil.test' to='sip.test' version='1.0'>"
 
-    static func gateway() async throws -> (S2SService, Int) {
+    final class Events: @unchecked Sendable {
+        private let lock = NSLock()
+        private var events: [S2SEvent] = []
+        func add(_ event: S2SEvent) { lock.withLock { events.append(event) } }
+        /// Inbound streams from `domain` authenticated and not yet closed.
+        func inboundOpen(_ domain: String) -> Int {
+            lock.withLock {
+                events.reduce(0) { count, event in
+                    switch event {
+                    case .inboundAuthenticated(let remote, _) where remote == domain: count + 1
+                    case .inboundClosed(let remote) where remote == domain: count - 1
+                    default: count
+                    }
+                }
+            }
+        }
+        var refusals: [(peer: String, kind: Refusal, reason: String)] {
+            lock.withLock { events.compactMap { if case .refused(let peer, let kind, let reason) = $0 { (peer, kind, reason) } else { nil } } }
+        }
+    }
+
+    static func gateway(events: Events = Events()) async throws -> (S2SService, Int) {
         let service = S2SService(configuration: .init(servedDomains: ["sip.test"], dialbackSecret: "s", listenPort: 0),
-                                 eventLoop: LoopbackFederationTests.group.next(), onStanza: { _ in })
+                                 eventLoop: LoopbackFederationTests.group.next(), onStanza: { _ in }, onEvent: { events.add($0) })
         return (service, try await service.start().get())
+    }
+
+    static func count(_ needle: String, in text: String) -> Int {
+        text.components(separatedBy: needle).count - 1
+    }
+
+    @Test("a stream refused at setup (host-unknown, jabber:client) gets our header, one stream error and the close, nothing else (RFC 6120 §4.9.1.3)")
+    func refusedAtSetup() async throws {
+        let events = Events()
+        let (service, port) = try await Self.gateway(events: events)
+        defer { _ = service.shutdown() }
+        for (header, condition) in [
+            (Self.header.replacingOccurrences(of: "to='sip.test'", with: "to='elsewhere.test'"), "host-unknown"),
+            (Self.header.replacingOccurrences(of: "xmlns='jabber:server'", with: "xmlns='jabber:client'"), "invalid-namespace"),
+        ] {
+            let answer = try await RawPeer.exchange(port: port, [header])
+            #expect(answer.hasPrefix("<?xml version='1.0'?><stream:stream "), "\(answer)")
+            #expect(!answer.contains("from='elsewhere.test'"), "never claims a domain it does not serve: \(answer)")
+            #expect(Self.count("<stream:stream ", in: answer) == 1 && Self.count("<stream:error>", in: answer) == 1, "\(answer)")
+            #expect(answer.contains("<\(condition) xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"), "\(answer)")
+            #expect(answer.hasSuffix("</stream:stream>"), "\(answer)")
+        }
+        // Each refusal is reported once, with the peer's domain and address, in words.
+        #expect(await eventually { events.refusals.count == 2 })
+        #expect(events.refusals.allSatisfy { $0.kind == .stream && $0.peer.contains("evil.test") && $0.peer.contains("127.0.0.1") }, "\(events.refusals)")
+    }
+
+    @Test("64 KiB of garbage in many writes gets one header, one error and one close, and is reported once as hostile XML")
+    func garbageOnce() async throws {
+        let events = Events()
+        let (service, port) = try await Self.gateway(events: events)
+        defer { _ = service.shutdown() }
+        let chunk = String(repeating: "<<<&&&\u{1}", count: 4096 / 8)
+        let answer = try await RawPeer.exchange(port: port, Array(repeating: chunk, count: 16))
+        #expect(Self.count("<stream:stream ", in: answer) == 1, "\(answer)")
+        #expect(Self.count("<stream:error>", in: answer) == 1, "\(answer)")
+        #expect(Self.count("</stream:stream>", in: answer) == 1, "\(answer)")
+        #expect(await eventually { !events.refusals.isEmpty })
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(events.refusals.count == 1, "\(events.refusals)")
+        #expect(events.refusals.first?.kind == .hostileXML)
     }
 
     @Test("an oversized stanza closes the stream with policy-violation")

@@ -40,8 +40,13 @@ public enum DigestAlgorithm: String, CaseIterable, Hashable, Sendable {
 ///
 /// Nonces carry their issue time and an HMAC over it, so a nonce is checked without keeping
 /// state, and one that has expired earns `stale=true` (the UA retries without asking the user).
+/// The time is the wall clock in seconds, not the process's uptime (which would tell anyone how
+/// long the gateway has run), and the HMAC key is the caller's: a key kept across restarts
+/// keeps nonces valid across them, so a request retransmitted after a crash is still accepted.
 /// Replays are refused by remembering, per nonce still valid, the highest nonce-count seen
-/// (RFC 7616 §3.4.5); a nonce used without qop may be used once.
+/// (RFC 7616 §3.4.5); a nonce used without qop may be used once. That memory is bounded: past
+/// `maxTrackedNonces` the oldest entries are dropped, and every nonce issued at or before the
+/// newest dropped one counts as stale, so a dropped nonce can never be replayed.
 public struct DigestAuthenticator: Sendable {
     public enum Verdict: Hashable, Sendable {
         case authenticated(username: String)
@@ -49,8 +54,13 @@ public struct DigestAuthenticator: Sendable {
         case missing
         /// The nonce expired or is unknown but was ours: challenge again with `stale=true`.
         case stale
-        /// Wrong password, a replayed nonce-count, a forged nonce or a mismatched URI.
+        /// Wrong password, unknown user, a replayed nonce-count or a mismatched URI. The
+        /// reason is for the log only: on the wire every rejection looks the same, so that
+        /// user names cannot be probed.
         case rejected(reason: String)
+        /// A nonce this realm never issued (a bad HMAC): challenged afresh, and worth a log
+        /// line, since no honest UA sends one.
+        case forged
     }
 
     public let realm: String
@@ -61,15 +71,28 @@ public struct DigestAuthenticator: Sendable {
     private let key: SymmetricKey
     /// nonce → highest nc accepted (0 for a qop-less use). Pruned as nonces expire.
     private var counts: [String: UInt32] = [:]
+    /// The nonces in `counts` in the order they were first used, for dropping the oldest.
+    private var order: [(nonce: String, issued: UInt64)] = []
+    private var orderHead = 0
+    /// Nonces issued at or before this millisecond and no longer in `counts` are stale.
+    private var floor: UInt64 = 0
     private var lastPrune = SIPInstant.origin
+    /// The most nonces whose counts are remembered (about 100 bytes each).
+    public let maxTrackedNonces: Int
 
+    /// `secret` keys the nonces' HMAC: pass the same one after a restart to keep issued nonces
+    /// valid. `now` in the other methods must be the wall clock (time since the Unix epoch).
     public init(realm: String, nonceLifetime: Duration = .seconds(300), algorithms: [DigestAlgorithm] = DigestAlgorithm.allCases,
-                secret: [UInt8]? = nil) {
+                secret: [UInt8]? = nil, maxTrackedNonces: Int = 200_000) {
         self.realm = realm
         self.nonceLifetime = nonceLifetime
         self.algorithms = algorithms
         self.key = secret.map { SymmetricKey(data: $0) } ?? SymmetricKey(size: .bits256)
+        self.maxTrackedNonces = maxTrackedNonces
     }
+
+    /// Nonces whose counts are remembered now.
+    public var trackedNonces: Int { counts.count }
 
     /// `WWW-Authenticate` (401) or `Proxy-Authenticate` (407) values: one per algorithm,
     /// SHA-256 first, sharing one nonce.
@@ -87,7 +110,8 @@ public struct DigestAuthenticator: Sendable {
     }
 
     private func makeNonce(now: SIPInstant) -> String {
-        let issued = String(UInt64(now.sinceOrigin.components.seconds), radix: 16)
+        // Milliseconds, so that the floor (see the type's comment) never covers a nonce being issued now.
+        let issued = String(Self.milliseconds(now), radix: 16)
         let salt = String(UInt64.random(in: 0 ... .max), radix: 16)
         return issued + "." + salt + "." + signature(issued + "." + salt)
     }
@@ -115,11 +139,14 @@ public struct DigestAuthenticator: Sendable {
         // was first used (entries are only added after it), so the HMAC is not run again for
         // every request of a busy sender.
         let parts = nonce.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3, counts[nonce] != nil || signature(parts[0] + "." + parts[1]) == parts[2],
+        let known = counts[nonce] != nil
+        guard parts.count == 3, known || signature(parts[0] + "." + parts[1]) == parts[2],
               let issued = UInt64(parts[0], radix: 16) else {
-            return .stale
+            return .forged
         }
-        if now.sinceOrigin - .seconds(Int64(issued)) > nonceLifetime { return .stale }
+        if now.sinceOrigin - .milliseconds(Int64(clamping: issued)) > nonceLifetime { return .stale }
+        // Its count may have been dropped to bound memory: it cannot be told from a replay.
+        if !known, issued <= floor { return .stale }
         // RFC 3261 §22.4 / RFC 7616 §3.4.6: the digest-uri must name the Request-URI.
         guard let named = SIPURI.parse(uri), named.user == request.uri.user,
               named.host.caseInsensitiveEquals(request.uri.host) else {
@@ -145,8 +172,34 @@ public struct DigestAuthenticator: Sendable {
         if let seen = counts[nonce], qop == nil || count <= seen {
             return .rejected(reason: "replayed nonce count")
         }
-        counts[nonce] = count
+        if counts.updateValue(count, forKey: nonce) == nil {
+            order.append((nonce, issued))
+            if counts.count > maxTrackedNonces { dropOldest() }
+        }
         return .authenticated(username: username)
+    }
+
+    static func milliseconds(_ instant: SIPInstant) -> UInt64 {
+        let (seconds, attoseconds) = instant.sinceOrigin.components
+        return UInt64(max(0, seconds)) * 1000 + UInt64(max(0, attoseconds)) / 1_000_000_000_000_000
+    }
+
+    /// Drops the oldest tenth of the remembered counts and raises the floor past them.
+    private mutating func dropOldest() {
+        let target = maxTrackedNonces - max(1, maxTrackedNonces / 10)
+        while counts.count > target, orderHead < order.count {
+            let (nonce, issued) = order[orderHead]
+            orderHead += 1
+            if counts.removeValue(forKey: nonce) != nil { floor = max(floor, issued) }
+        }
+        compactOrder()
+    }
+
+    private mutating func compactOrder() {
+        if orderHead > 4096, orderHead * 2 > order.count {
+            order.removeFirst(orderHead)
+            orderHead = 0
+        }
     }
 
     private mutating func prune(now: SIPInstant) {
@@ -154,8 +207,10 @@ public struct DigestAuthenticator: Sendable {
         lastPrune = now
         counts = counts.filter { nonce, _ in
             guard let issued = nonce.split(separator: ".").first.flatMap({ UInt64($0, radix: 16) }) else { return false }
-            return now.sinceOrigin - .seconds(Int64(issued)) <= nonceLifetime
+            return now.sinceOrigin - .milliseconds(Int64(clamping: issued)) <= nonceLifetime
         }
+        order = order[orderHead...].filter { counts[$0.nonce] != nil }
+        orderHead = 0
     }
 
     private func constantTimeEquals(_ a: String, _ b: String) -> Bool {

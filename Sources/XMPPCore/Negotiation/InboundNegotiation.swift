@@ -106,11 +106,11 @@ public struct InboundNegotiation: Sendable {
 
     private mutating func opened(_ header: XMPPStreamHeader) -> [Action] {
         guard header.contentNamespace == XMPPNamespace.server else {
-            return close(StreamError(.invalidNamespace), "content namespace \(header.contentNamespace) on an s2s stream")
+            return refuse(header, StreamError(.invalidNamespace), "content namespace \(header.contentNamespace) on an s2s stream")
         }
         // RFC 6120 §4.9.3.6: a `to` we do not serve.
         guard let to = header.to?.lowercased(), configuration.servedDomains.contains(to) else {
-            return close(StreamError(.hostUnknown), "the peer addressed \(header.to ?? "no domain")")
+            return refuse(header, StreamError(.hostUnknown), "the peer addressed \(header.to ?? "no domain")")
         }
         localDomain = to
         if let from = header.from?.lowercased() { peerDomain = from }
@@ -303,6 +303,17 @@ public struct InboundNegotiation: Sendable {
         secured = true
         phase = .awaitingHeader
         return [.resetReader]
+    }
+
+    /// RFC 6120 §4.9.1.3: a stream refused while it is being set up still gets our stream header
+    /// first, then the one error, then the closing tag. The header names no served domain as
+    /// `from` when the peer asked for one we do not serve.
+    private mutating func refuse(_ header: XMPPStreamHeader, _ error: StreamError, _ reason: String) -> [Action] {
+        // Who was refused, for the log.
+        if let from = header.from?.lowercased() { peerDomain = from }
+        let served = header.to.map { $0.lowercased() }.flatMap { configuration.servedDomains.contains($0) ? $0 : nil }
+        let id = streamIDs[0]
+        return [.sendHeader(XMPPStreamHeader(from: served, to: header.from, id: id, version: "1.0"))] + close(error, reason)
     }
 
     private mutating func close(_ error: StreamError?, _ reason: String) -> [Action] {
