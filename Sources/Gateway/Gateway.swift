@@ -56,6 +56,7 @@ public final class Gateway: @unchecked Sendable {
     /// their SIP watchers were last told (without `to`); an empty entry: told they are offline.
     var foreignResources: [String: [String: XMPPPresence]] = [:]
     var pendingPoll: RepeatedTask?
+    var pruneTask: RepeatedTask?
     // Messages (Gateway+Messages.swift).
     /// Lync-style IM sessions a local user opened towards an XMPP user, by (local, remote).
     var sessions: [SessionKey: IMSession] = [:]
@@ -281,9 +282,33 @@ public final class Gateway: @unchecked Sendable {
                 if !active.isEmpty { sendPresence(of: presentity, to: active, force: true) }
             }
             startPendingPoll()
+            startPruning()
             redeliverLeftovers()
         }.get()
         Self.returnMemoryLater(on: loop)
+    }
+
+    /// Delivered rows are kept `store.keep_delivered` to recognise resends, then deleted in
+    /// the background (off the loop, in small transactions) and the WAL is truncated: without
+    /// it the store grew by every message ever carried until the disk filled.
+    private func startPruning() {
+        let keep = configuration.keepDelivered
+        let interval = TimeAmount.milliseconds(max(1_000, min(60_000, keep.components.seconds * 500)))
+        let queue = self.queue, store = self.store, logger = self.logger, storeQueue = self.storeQueue
+        pruneTask = loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+            storeQueue.async {
+                let before = Date().addingTimeInterval(-Double(keep.components.seconds))
+                do {
+                    let removed = try queue.prune(deliveredBefore: before)
+                    if removed > 0 {
+                        store.checkpoint()
+                        logger.debug("pruned delivered messages", metadata: ["rows": "\(removed)"])
+                    }
+                } catch {
+                    logger.warning("pruning delivered messages failed", metadata: ["error": "\(error)"])
+                }
+            }
+        }
     }
 
     /// Restoring reads every subscription and sends every watcher a presence at once; the
@@ -302,6 +327,7 @@ public final class Gateway: @unchecked Sendable {
         try? await loop.submit { [self] in
             stopping = true
             pendingPoll?.cancel()
+            pruneTask?.cancel()
             for session in sessions.values { session.close() }
             sessions = [:]
         }.get()

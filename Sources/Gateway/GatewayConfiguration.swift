@@ -63,6 +63,9 @@ public struct GatewayConfiguration: Sendable {
 
     // State, tables, operations
     public var storePath = "var/stox.sqlite"
+    /// How long a delivered message's key is kept to recognise a resend of it (a SIP
+    /// retransmission, an XMPP peer resending after a lost acknowledgement, a restart).
+    public var keepDelivered: Duration = .seconds(600)
     public var mappingsPath = "Mappings"
     public var logLevel = "info"
     /// `/metrics` and `/health`; nil disables them.
@@ -77,7 +80,7 @@ public struct GatewayConfiguration: Sendable {
         "xmpp.mode", "xmpp.listen", "xmpp.port", "xmpp.direct_tls_port", "xmpp.certificate", "xmpp.key", "xmpp.ca", "xmpp.dialback_secret",
         "xmpp.peer_policy", "xmpp.peer_policies", "xmpp.peer_rate", "xmpp.routes",
         "xmpp.component.name", "xmpp.component.server", "xmpp.component.secret",
-        "store.path", "mappings.path", "log.level", "http.listen",
+        "store.path", "store.keep_delivered", "mappings.path", "log.level", "http.listen",
     ]
 
     /// The environment prefixes of the configuration's sections: `sip.` → `STOX_SIP_`.
@@ -207,6 +210,7 @@ public struct GatewayConfiguration: Sendable {
         case "store.path":
             guard !value.isEmpty else { throw BadValue("a path is needed") }
             storePath = value
+        case "store.keep_delivered": keepDelivered = try Self.seconds(value, within: 1...604_800)
         case "mappings.path":
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: value, isDirectory: &isDirectory), isDirectory.boolValue else {

@@ -233,7 +233,34 @@ public final class GatewayStore: Sendable {
                 CREATE TABLE secrets (name TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL, created_at REAL NOT NULL);
                 """)
         }
+        migrator.registerMigration("v6: pruning delivered queue rows") { db in
+            // The background prune finds delivered rows by age without scanning the queue.
+            try db.execute(sql: """
+                CREATE INDEX outbound_delivered ON outbound (delivered_at) WHERE delivered_at IS NOT NULL;
+                """)
+        }
         return migrator
+    }
+
+    /// Moves the WAL's contents into the database and truncates it, giving its space back
+    /// (SQLite otherwise keeps the WAL at its high-water mark). False when readers or writers
+    /// were busy and the WAL could not be truncated this time.
+    @discardableResult
+    public func checkpoint() -> Bool {
+        guard let pool = writer as? DatabasePool else { return true }
+        return (try? pool.writeWithoutTransaction { db in
+            try db.checkpoint(.truncate)
+        }) != nil
+    }
+
+    /// The bytes the database and its WAL take on disk (0 for an in-memory store).
+    public func sizeOnDisk() -> (database: Int, wal: Int) {
+        guard let pool = writer as? DatabasePool else { return (0, 0) }
+        let path = pool.path
+        func size(_ file: String) -> Int {
+            ((try? FileManager.default.attributesOfItem(atPath: file))?[.size] as? NSNumber)?.intValue ?? 0
+        }
+        return (size(path), size(path + "-wal"))
     }
 
     // MARK: Secrets

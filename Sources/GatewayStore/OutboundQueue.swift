@@ -142,25 +142,44 @@ public final class OutboundQueue: @unchecked Sendable {
     }
 
     /// Delivered: out of the queue, kept as a tombstone so that the same message enqueued
-    /// again (a sender retrying after a lost acknowledgement) is recognised. One transaction.
+    /// again (a sender retrying after a lost acknowledgement) is recognised. The payload is
+    /// dropped at once: the tombstone needs only the key. One transaction.
     public func acknowledge(_ ids: [Int64], at date: Date = Date()) throws {
         guard !ids.isEmpty else { return }
         try store.write { db in
             for id in ids {
-                try db.cachedStatement(sql: "UPDATE outbound SET delivered_at = ? WHERE id = ?")
+                try db.cachedStatement(sql: "UPDATE outbound SET delivered_at = ?, payload = x'' WHERE id = ?")
                     .execute(arguments: [date.timeIntervalSince1970, id])
             }
         }
     }
 
-    /// Forgets tombstones of messages delivered before `date`; returns how many.
+    /// Forgets tombstones of messages delivered before `date`, in transactions of at most
+    /// `batch` rows so that the group commit is never held up for long; returns how many.
     @discardableResult
-    public func prune(deliveredBefore date: Date) throws -> Int {
-        try store.write { db in
-            try db.execute(sql: "DELETE FROM outbound WHERE delivered_at IS NOT NULL AND delivered_at < ?",
-                           arguments: [date.timeIntervalSince1970])
-            return db.changesCount
+    public func prune(deliveredBefore date: Date, batch: Int = 5_000) throws -> Int {
+        var total = 0
+        while true {
+            let removed = try store.write { db in
+                try db.cachedStatement(sql: """
+                    DELETE FROM outbound WHERE id IN
+                      (SELECT id FROM outbound WHERE delivered_at IS NOT NULL AND delivered_at < ? LIMIT ?)
+                    """).execute(arguments: [date.timeIntervalSince1970, batch])
+                return db.changesCount
+            }
+            total += removed
+            if removed < batch { return total }
         }
+    }
+
+    /// Payload bytes kept in every row (for tests).
+    public func storedPayloadBytes() throws -> Int {
+        try store.read { db in try Int.fetchOne(db, sql: "SELECT COALESCE(SUM(LENGTH(payload)), 0) FROM outbound") ?? 0 }
+    }
+
+    /// Rows kept, delivered or not (for the bench and tests).
+    public func rowCount() throws -> Int {
+        try store.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbound") ?? 0 }
     }
 
     /// Not delivered this time: try again no earlier than `notBefore`.

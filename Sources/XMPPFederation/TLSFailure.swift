@@ -18,7 +18,8 @@ public enum TLSFailure {
         case .noCertificateToValidate:
             return "the peer presented no certificate"
         case .uncleanShutdown:
-            return "the peer closed TLS without a close_notify"
+            // A peer closing without close_notify is a close (Prosody does it), not a refusal.
+            return nil
         default:
             return "TLS failed: " + reason(String(describing: error))
         }

@@ -42,6 +42,18 @@ struct StoxBench {
             try await GatewayBench.run(options)
             return
         }
+        if let mode = arguments.first, mode == "timers" || mode == "store" {
+            arguments.removeFirst()
+            var count = mode == "timers" ? 100_000 : 1_000_000
+            while let argument = arguments.popFirst() {
+                switch argument {
+                case "--count": count = Int(arguments.popFirst() ?? "") ?? count
+                default: print("usage: stox-bench \(mode) [--count N]"); return
+                }
+            }
+            if mode == "timers" { try await HardeningBench.timers(count: count) } else { try await HardeningBench.store(count: count) }
+            return
+        }
         if let mode = arguments.first, mode == "s2s" || mode == "sip" {
             arguments.removeFirst()
             var count = 20_000
@@ -68,6 +80,8 @@ struct StoxBench {
                 print("       stox-bench s2s [--rounds N] [--count N]         one loopback s2s link, messages per second")
                 print("       stox-bench sip [--rounds N] [--count N]         the SIP edge under SIPp, UDP and TCP, requests per second")
                 print("       stox-bench gateway [--help]                     stox run end to end: throughput, latency, presence, scale, memory")
+                print("       stox-bench timers [--count N]                   N UDP transactions: RSS each, CPU and loop delay to expire them")
+                print("       stox-bench store [--count N]                    N messages through the queue with pruning: rate and size on disk")
                 return
             default:
                 print("unknown argument \(argument)")

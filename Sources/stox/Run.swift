@@ -180,7 +180,7 @@ struct CheckConfig: ParsableCommand {
         }
         say("")
         say("Mapping tables: \(configuration.mappingsPath) (\(MappingSet.fileNames.count) tables, loaded and checked)")
-        say("Store: \(configuration.storePath) (SQLite, WAL)")
+        say("Store: \(configuration.storePath) (SQLite, WAL); delivered messages' keys kept \(configuration.keepDelivered.components.seconds) s to recognise resends, then pruned")
         say("Metrics and health: " + (configuration.httpListen.map { "http://\($0)/metrics, /health" } ?? "off"))
         for (host, key) in [(configuration.sipListen, "sip.listen"), (configuration.xmppListen, "xmpp.listen")]
         where host == "0.0.0.0" || host == "::" {

@@ -72,6 +72,23 @@ struct GatewayEndToEndTests {
         await fixture.stop()
     }
 
+    @Test("delivered messages leave the store once store.keep_delivered has passed: the queue does not grow with the traffic carried")
+    func deliveredRowsPruned() async throws {
+        let fixture = try await GatewayFixture(settings: ["STOX_STORE_KEEP_DELIVERED": "1"])
+        let alice = try fixture.xmppUser("alice")
+        let laptop = try fixture.sipUser("bob", device: "laptop")
+        defer { Task { await laptop.stop() } }
+        #expect(await alice.waitFor("login", timeout: 20) { $0.ev == "online" } != nil)
+        #expect(await laptop.waitFor("registration") { $0.ev == "reg" && $0.active == true } != nil)
+        laptop.command("burst sip:alice@a.test 5 pruned")
+        for n in 1...5 {
+            #expect(await alice.waitFor("message \(n)") { $0.ev == "message" && $0.body == "pruned-\(n)" } != nil)
+        }
+        let queue = OutboundQueue(store: try GatewayStore(path: fixture.storePath))
+        #expect(await eventually(timeout: 15) { try queue.depth() == 0 && queue.rowCount() == 0 }, "\((try? queue.rowCount()) ?? -1) rows left")
+        await fixture.stop()
+    }
+
     @Test("a Lync-style IM session from SIP (SIPp as the Lync client): the first message from ms-text-format, an in-dialog MESSAGE and isComposing reach the XMPP user as chat")
     func lyncSession() async throws {
         let fixture = try await GatewayFixture()

@@ -19,6 +19,7 @@ final class GatewayFixture: @unchecked Sendable {
     var gateway: Gateway
     let prosody: Prosody
     let configuration: GatewayConfiguration
+    var storePath: String { configuration.storePath }
 
     /// The SIP domain: sip.test federating over s2s, or gw.a.test as Prosody's component.
     let sipDomain: String
@@ -33,7 +34,7 @@ final class GatewayFixture: @unchecked Sendable {
     /// With `secure`, both sides have certificates from the test CA and Prosody authenticates
     /// with SASL EXTERNAL (s2s_secure_auth); otherwise self-signed certificates and dialback.
     init(prosodyUsers: [String] = ["alice"], policy: String = "all", component: Bool = false, proxy: Bool = false,
-         secure: Bool = false) async throws {
+         secure: Bool = false, settings: [String: String] = [:]) async throws {
         sipDomain = component ? "gw.a.test" : "sip.test"
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("stox-gateway-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -53,6 +54,7 @@ final class GatewayFixture: @unchecked Sendable {
             "STOX_HTTP_LISTEN": "",
         ]
         if secure { environment["STOX_XMPP_CA"] = pki.path("ca.crt") }
+        environment.merge(settings) { $1 }
         if component {
             environment["STOX_XMPP_MODE"] = "component"
             environment["STOX_XMPP_COMPONENT_NAME"] = "gw.a.test"
