@@ -204,7 +204,8 @@ let package = Package(
         ),
         .testTarget(
             name: "SIPDomainTests",
-            dependencies: ["SIPDomain", "SIPEdge", "GatewayStore", "StoxDNS", "StoxTesting", .product(name: "NIOPosix", package: "swift-nio")],
+            dependencies: ["SIPDomain", "SIPEdge", "GatewayStore", "StoxDNS", "StoxTesting", "Gateway", "Interworking",
+                           .product(name: "NIOPosix", package: "swift-nio")],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import Synchronization
 import GatewayStore
 import Interworking
 import Logging
@@ -39,6 +40,8 @@ public final class Gateway: @unchecked Sendable {
     var logger: Logger
     public let metrics: GatewayMetrics
     private(set) var mappings: MappingSet
+    /// The tables the SIP domain's presence rules read; swapped on reload with the rest.
+    var tables: CurrentTables?
     private(set) var toXMPP: SIPToXMPP
     private(set) var toSIP: XMPPToSIP
     var domain: EmbeddedDomain!
@@ -105,6 +108,7 @@ public final class Gateway: @unchecked Sendable {
     /// what a previous run left queued.
     public static func start(_ configuration: GatewayConfiguration, group: any EventLoopGroup, logger: Logger) async throws -> Gateway {
         let mappings = try MappingDirectory.load(configuration.mappingsPath)
+        let tables = CurrentTables(mappings)
         let store = try GatewayStore(path: configuration.storePath)
         let slot = GatewaySlot()
         var sip = SIPEdgeConfiguration(host: configuration.sipListen, udpPort: configuration.sipUDPPort,
@@ -119,7 +123,8 @@ public final class Gateway: @unchecked Sendable {
             domains: configuration.sipDomains,
             endpointClasses: [EndpointClass(name: "desktop", acceptanceTimeout: configuration.desktopAcceptance),
                               EndpointClass(name: "mobile", acceptanceTimeout: configuration.mobileAcceptance)],
-            watcherPolicy: configuration.watcherPolicy, digestAlgorithms: configuration.digestAlgorithms)
+            watcherPolicy: configuration.watcherPolicy, digestAlgorithms: configuration.digestAlgorithms,
+            presenceRules: tables.presenceRules)
         let diagnosticsLogger = logger
         let refusalMetrics = GatewayMetrics()
         let domain = try await EmbeddedDomain.start(
@@ -140,6 +145,7 @@ public final class Gateway: @unchecked Sendable {
             })
         let gateway = Gateway(configuration: configuration, loop: domain.edge.eventLoop, store: store, mappings: mappings, logger: logger,
                               metrics: refusalMetrics)
+        gateway.tables = tables
         gateway.domain = domain
         do {
             try await gateway.startXMPP(slot: slot)
@@ -350,6 +356,7 @@ public final class Gateway: @unchecked Sendable {
     public func reload(_ mappings: MappingSet) {
         loop.execute { [self] in
             self.mappings = mappings
+            tables?.set(mappings)
             toXMPP = SIPToXMPP(mappings)
             toSIP = XMPPToSIP(mappings)
             lastSentPresence = [:]
@@ -452,3 +459,22 @@ final class GatewaySlot: @unchecked Sendable {
 @_silgen_name("malloc_trim")
 private func glibcMallocTrim(_ pad: Int) -> Int32
 #endif
+
+/// The mapping tables in force, for code that runs outside the gateway's own state (the SIP
+/// domain's presence rules): read under a lock, swapped on SIGHUP.
+public final class CurrentTables: Sendable {
+    private let current: Mutex<MappingSet>
+
+    public init(_ mappings: MappingSet) { current = Mutex(mappings) }
+
+    public func set(_ mappings: MappingSet) { current.withLock { $0 = mappings } }
+
+    public var mappings: MappingSet { current.withLock { $0 } }
+
+    /// The domain's ranking and Lync rendering, from the tables (SIPPresenceRules.swift).
+    public var presenceRules: PresenceRules {
+        PresenceRules(
+            rank: { [self] document in -mappings.availabilityOrder(mappings.documentState(document)) },
+            categories: { [self] entity, document in mappings.lyncCategories(entity: entity, document: document) })
+    }
+}

@@ -136,13 +136,15 @@ extension EmbeddedDomain {
         if presenceHooks != nil, isForeign(String(aor.split(separator: "@").last ?? "")) {
             return foreignDocuments[aor] ?? PIDFDocument(entity: "sip:\(aor)", tuples: [PIDFTuple(id: "stox-offline", basic: .closed)])
         }
-        return PresenceComposer.compose(entity: "sip:\(aor)", publications: (publications[aor] ?? [:]).values.map(\.publication))
+        return PresenceComposer.compose(entity: "sip:\(aor)", publications: (publications[aor] ?? [:]).values.map(\.publication),
+                                        rules: configuration.presenceRules)
     }
 
     /// A local user's presence as one state, for watchers on a network that shows one
     /// presence per contact (the most available endpoint's document). On the loop.
     public func aggregatedPresence(of aor: String, tupleID: String) -> PIDFDocument {
-        PresenceComposer.aggregate(entity: "sip:\(aor)", publications: (publications[aor] ?? [:]).values.map(\.publication), tupleID: tupleID)
+        PresenceComposer.aggregate(entity: "sip:\(aor)", publications: (publications[aor] ?? [:]).values.map(\.publication), tupleID: tupleID,
+                                   rules: configuration.presenceRules)
     }
 
     /// Sets the document of a foreign presentity (from the gateway) and notifies the local
@@ -315,8 +317,8 @@ extension EmbeddedDomain {
     private func notifyBody(for live: WatcherSubscription) -> (contentType: SIPMediaType, bytes: [UInt8])? {
         let document = composedPresence(of: live.presentity)
         if live.subscription.accepts(.pidf) { return (.pidf, document.serialized()) }
-        if live.subscription.accepts(.msrtcEventCategories) {
-            return (.msrtcEventCategories, PresenceComposer.categories(entity: "sip:\(live.presentity)", document: document).serialized())
+        if live.subscription.accepts(.msrtcEventCategories), let categories = configuration.presenceRules.categories {
+            return (.msrtcEventCategories, categories("sip:\(live.presentity)", document).serialized())
         }
         return nil
     }

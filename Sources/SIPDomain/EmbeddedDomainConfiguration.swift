@@ -108,13 +108,17 @@ public struct EmbeddedDomainConfiguration: Sendable {
     public var peerDomains: [SIPPeerDomain]
     /// The DNS server for RFC 3263 lookups; nil uses the first of /etc/resolv.conf.
     public var dnsServer: SocketAddress?
+    /// How published documents rank and read for Lync watchers: the gateway passes the mapping
+    /// tables' rules; on its own the domain knows only open from closed.
+    public var presenceRules: PresenceRules = .basicOnly
 
     public init(domains: [String], minimumExpires: UInt32 = 60, maximumExpires: UInt32 = 3600, defaultExpires: UInt32 = 3600,
                 maximumBindings: Int = 16, nonceLifetime: Duration = .seconds(300),
                 endpointClasses: [EndpointClass] = [.desktop, .mobile], endpointRules: [EndpointClassRule] = EndpointClassRule.defaults,
                 defaultClass: String = "desktop", sipMessageBudget: Duration = .seconds(30), watcherPolicy: WatcherPolicy = .allowSameDomain,
                 digestAlgorithms: [DigestAlgorithm] = DigestAlgorithm.allCases, imSessionInactivity: Duration = .seconds(600),
-                peerDomains: [SIPPeerDomain] = [], dnsServer: SocketAddress? = nil) {
+                peerDomains: [SIPPeerDomain] = [], dnsServer: SocketAddress? = nil, presenceRules: PresenceRules = .basicOnly) {
+        self.presenceRules = presenceRules
         self.domains = domains.map { $0.lowercased() }
         self.minimumExpires = minimumExpires
         self.maximumExpires = maximumExpires

@@ -1,4 +1,5 @@
 import Foundation
+import Gateway
 import GatewayStore
 import NIOCore
 import NIOPosix
@@ -7,6 +8,7 @@ import SIPCore
 import SIPEdge
 import StoxTesting
 import Synchronization
+import Interworking
 import Testing
 
 /// A raw SIP endpoint on a UDP socket, for wire-level checks of the embedded domain.
@@ -155,7 +157,8 @@ enum DomainFixture {
             domains: ["sip.test"],
             endpointClasses: [EndpointClass(name: "desktop", acceptanceTimeout: desktop),
                               EndpointClass(name: "mobile", acceptanceTimeout: .seconds(3))],
-            sipMessageBudget: .seconds(5), watcherPolicy: policy)
+            sipMessageBudget: .seconds(5), watcherPolicy: policy,
+            presenceRules: CurrentTables(try MappingDirectory.load(Golden.repositoryRoot.appendingPathComponent("Mappings").path)).presenceRules)
         return try await EmbeddedDomain.start(configuration, edge: SIPEdgeConfiguration(host: "127.0.0.1", udpPort: 0, tcpPort: 0,
                                                                                         tlsPort: tls == nil ? nil : 0, tls: tls),
                                               store: store, group: MultiThreadedEventLoopGroup.singleton, refusals: refusals)

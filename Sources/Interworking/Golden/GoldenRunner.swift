@@ -18,7 +18,7 @@ public struct GoldenRunner: Sendable {
         "address sip-to-xmpp", "address xmpp-to-sip", "message sip-to-xmpp", "message xmpp-to-sip",
         "session-invite sip-to-xmpp", "presence sip-to-xmpp", "presence xmpp-to-sip", "subscription sip-to-xmpp",
         "subscription xmpp-to-sip", "subscription-response sip-to-xmpp", "error sip-to-xmpp", "error xmpp-to-sip",
-        "receipt sip-to-xmpp",
+        "receipt sip-to-xmpp", "presence sip-to-lync",
     ]
 
     /// What running a case produced.
@@ -104,6 +104,12 @@ public struct GoldenRunner: Sendable {
             diagnostics += result.diagnostics
             let stanzas = (result.value.subscriptionStanza.map { [$0] } ?? []) + result.value.presences
             return stanzas.isEmpty ? .nothing : .stanzas(stanzas.map { XMPPStanza.presence($0).element() })
+        case "presence sip-to-lync":
+            // A SIP user's published document as the embedded registrar renders it for a Lync
+            // watcher of that user (SIPPresenceRules.swift).
+            let document = try PIDFDocument(bytes: Array(input.utf8))
+            let categories = mappings.lyncCategories(entity: document.entity ?? "", document: document)
+            return .text(String(decoding: categories.serialized(), as: UTF8.self))
         case "presence xmpp-to-sip":
             let presences = try Self.stanzas(input).map { try XMPPPresence(element: $0) }
             let format = XMPPToSIP.PresenceFormat(rawValue: golden.options["format"] ?? "pidf") ?? .pidf
