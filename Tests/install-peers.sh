@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs the real third-party peers the interop tests run against, if missing (Debian/Ubuntu):
 # prosody (XMPP server), python3-slixmpp (scripted XMPP client), openssl (test certificates),
-# sip-tester (SIPp, a scripted SIP user agent), python3-venv, kamailio (a SIP proxy for peer mode);
+# sip-tester (SIPp, a scripted SIP user agent), python3-venv, kamailio (a SIP proxy for peer mode),
+# baresip-core (Debian's baresip 1.0, a SIP client with its own digest quirks);
 # and pjsua2 (pjsip's Python binding,
 # a real SIP user agent) from PyPI into the venv .build/interop-venv.
 # Their system services must not start (they would listen on 0.0.0.0): while apt runs, a
 # policy-rc.d that refuses service starts is in place unless one already exists.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-packages=(prosody python3-slixmpp openssl sip-tester python3-venv kamailio)
+packages=(prosody python3-slixmpp openssl sip-tester python3-venv kamailio baresip-core)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -119,12 +119,13 @@ public final class Gateway: @unchecked Sendable {
         } else {
             sip.tlsPort = nil
         }
-        let domainConfiguration = EmbeddedDomainConfiguration(
+        var domainConfiguration = EmbeddedDomainConfiguration(
             domains: configuration.sipDomains,
             endpointClasses: [EndpointClass(name: "desktop", acceptanceTimeout: configuration.desktopAcceptance),
                               EndpointClass(name: "mobile", acceptanceTimeout: configuration.mobileAcceptance)],
             watcherPolicy: configuration.watcherPolicy, digestAlgorithms: configuration.digestAlgorithms,
             presenceRules: tables.presenceRules)
+        domainConfiguration.sha256UserAgents = configuration.sha256UserAgents
         let diagnosticsLogger = logger
         let refusalMetrics = GatewayMetrics()
         let domain = try await EmbeddedDomain.start(

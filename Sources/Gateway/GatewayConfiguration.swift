@@ -38,7 +38,10 @@ public struct GatewayConfiguration: Sendable {
     public var desktopAcceptance: Duration = .seconds(15)
     public var mobileAcceptance: Duration = .seconds(60)
     /// Offered in this order in digest challenges (RFC 8760 §2.4: the strongest first).
-    public var digestAlgorithms: [DigestAlgorithm] = DigestAlgorithm.allCases
+    /// MD5 only by default: Debian's baresip 1.0 and SIPp fail on a challenge set that holds an
+    /// algorithm they cannot compute, even with MD5 beside it (Config/stox.conf explains).
+    public var digestAlgorithms: [DigestAlgorithm] = [.md5]
+    public var sha256UserAgents: [String] = ["PJSUA"]
 
     // XMPP
     public var xmppMode: XMPPMode = .s2s
@@ -76,7 +79,7 @@ public struct GatewayConfiguration: Sendable {
     /// The keys a file may set, in the order `check-config` explains them.
     public static let keys: [String] = [
         "sip.domains", "sip.listen", "sip.udp_port", "sip.tcp_port", "sip.tls_port", "sip.udp_receive_buffer", "sip.certificate", "sip.key",
-        "sip.watcher_policy", "sip.accept_timeout.desktop", "sip.accept_timeout.mobile", "sip.digest_algorithms",
+        "sip.watcher_policy", "sip.accept_timeout.desktop", "sip.accept_timeout.mobile", "sip.digest_algorithms", "sip.digest_sha256_agents",
         "xmpp.mode", "xmpp.listen", "xmpp.port", "xmpp.direct_tls_port", "xmpp.certificate", "xmpp.key", "xmpp.ca", "xmpp.dialback_secret",
         "xmpp.peer_policy", "xmpp.peer_policies", "xmpp.peer_rate", "xmpp.routes",
         "xmpp.component.name", "xmpp.component.server", "xmpp.component.secret",
@@ -182,6 +185,7 @@ public struct GatewayConfiguration: Sendable {
             }
             guard !algorithms.isEmpty else { throw BadValue("at least one algorithm is needed") }
             digestAlgorithms = algorithms
+        case "sip.digest_sha256_agents": sha256UserAgents = Self.list(value)
         case "xmpp.mode":
             guard let mode = XMPPMode(rawValue: value) else { throw BadValue("\(value): expected s2s or component") }
             xmppMode = mode

@@ -84,7 +84,7 @@ public final class EmbeddedDomain: @unchecked Sendable {
         }
         for domain in configuration.domains {
             authenticators[domain] = DigestAuthenticator(realm: domain, nonceLifetime: configuration.nonceLifetime,
-                                                         algorithms: configuration.digestAlgorithms, secret: nonceSecret)
+                                                         algorithms: configuration.acceptedDigestAlgorithms, secret: nonceSecret)
         }
         for binding in bindings { locations[binding.addressOfRecord, default: []].append(binding) }
     }
@@ -338,7 +338,8 @@ public final class EmbeddedDomain: @unchecked Sendable {
     private func challenge(_ server: SIPServerRequest, realm: String, proxy: Bool, stale: Bool) {
         guard let authenticator = authenticators[realm] else { return }
         var response = server.request.makeResponse(proxy ? 407 : 401)
-        for challenge in authenticator.challenges(now: wallClock, stale: stale) {
+        let offering = configuration.digestAlgorithms(forUserAgent: server.request.headers[.userAgent])
+        for challenge in authenticator.challenges(now: wallClock, stale: stale, offering: offering) {
             response.headers.add(proxy ? .proxyAuthenticate : .wwwAuthenticate, challenge.description)
         }
         server.respond(response)

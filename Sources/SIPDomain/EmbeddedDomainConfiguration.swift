@@ -101,6 +101,23 @@ public struct EmbeddedDomainConfiguration: Sendable {
     public var watcherPolicy: WatcherPolicy
     /// Digest algorithms offered, in order (RFC 7616; SHA-256 first by default).
     public var digestAlgorithms: [DigestAlgorithm]
+    /// User-Agent substrings (case-insensitive) of clients offered SHA-256 before MD5 whatever
+    /// `digestAlgorithms` says: clients known to pick the algorithm they can compute among
+    /// several challenges (RFC 8760 §2.4), where others fail on the first they cannot.
+    public var sha256UserAgents: [String] = []
+    /// Every algorithm some client may be offered: what verification accepts.
+    public var acceptedDigestAlgorithms: [DigestAlgorithm] {
+        let offered = Set(digestAlgorithms + (sha256UserAgents.isEmpty ? [] : [.sha256, .md5]))
+        return DigestAlgorithm.allCases.filter(offered.contains)
+    }
+
+    /// The algorithms offered to a client with this User-Agent.
+    public func digestAlgorithms(forUserAgent userAgent: String?) -> [DigestAlgorithm] {
+        guard let userAgent = userAgent?.lowercased(), sha256UserAgents.contains(where: { userAgent.contains($0.lowercased()) }) else {
+            return digestAlgorithms
+        }
+        return [.sha256, .md5]
+    }
     /// An IM session with no message either way for this long is closed with BYE (Lync's
     /// StreamInactivityTimeout is 600 s).
     public var imSessionInactivity: Duration

@@ -196,6 +196,28 @@ struct CommandLineTests {
         await gateway.kill9()
     }
 
+    @Test("with the shipped digest settings, Debian's baresip 1.0 (MD5 only) and pjsua2 (offered SHA-256 first) both register")
+    func shippedDigestLetsClientsRegister() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stox-digest-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let pki = try TestPKI()
+        // GatewayProcess.prepare leaves the digest keys as Config/stox.conf ships them.
+        let gateway = try GatewayProcess(environment: try GatewayProcess.prepare(directory: directory, pki: pki), directory: directory, generation: 1)
+        defer { Task { await gateway.kill9() } }
+        #expect(await gateway.healthy(), "\(gateway.log)")
+        let baresip = try Baresip(user: "bob", domain: "sip.test", password: "pw-bob", registrar: GatewayProcess.sipPort, listenPort: 25091)
+        let registered = await baresip.registered()
+        let baresipLog = baresip.log
+        await baresip.stop()
+        #expect(registered, "baresip:\n\(baresipLog)\ngateway:\n\(gateway.log)")
+        #expect(!baresipLog.contains("Function not implemented"), "\(baresipLog)")
+        let pjsua = try PJSUAAgent(name: "carol", user: "carol", password: "pw-carol", registrar: GatewayProcess.sipPort)
+        let pjsuaRegistered = await pjsua.waitFor("registration") { $0.ev == "reg" && $0.code == 200 } != nil
+        await pjsua.stop()
+        #expect(pjsuaRegistered)
+    }
+
     @Test("stox run reloads the mapping tables on SIGHUP, keeps the old ones when the new ones do not load, and stops gracefully on SIGTERM")
     func reloadAndStop() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stox-reload-\(UUID().uuidString)")

@@ -189,6 +189,18 @@ struct EmbeddedDomainTests {
         await domain.stop()
     }
 
+    @Test("digest per client: MD5 for most, SHA-256 first for the User-Agents named, and verification accepts both")
+    func digestPerUserAgent() {
+        var configuration = EmbeddedDomainConfiguration(domains: ["sip.test"], digestAlgorithms: [.md5])
+        configuration.sha256UserAgents = ["PJSUA"]
+        #expect(configuration.digestAlgorithms(forUserAgent: "PJSUA v2.15.1 Linux") == [.sha256, .md5])
+        #expect(configuration.digestAlgorithms(forUserAgent: "baresip v1.0.0 (x86_64/linux)") == [.md5])
+        #expect(configuration.digestAlgorithms(forUserAgent: nil) == [.md5])
+        #expect(configuration.acceptedDigestAlgorithms == [.sha256, .md5])
+        configuration.sha256UserAgents = []
+        #expect(configuration.acceptedDigestAlgorithms == [.md5])
+    }
+
     @Test("a wrong password and an unknown user get the same answer on the wire; the log hears which, with the source address")
     func rejectionsLookAlike() async throws {
         let store = try DomainFixture.store(users: ["bob": "pw-bob"])

@@ -114,7 +114,7 @@ extension ScriptedAgent where Event == UAEvent {
     public convenience init(name: String, user: String, password: String, registrar: Int, extra: [String] = []) throws {
         try self.init(name: name, executable: Self.python, arguments: [
             "-u", Self.script.path, "--user", user, "--password", password,
-            "--registrar", String(registrar), "--user-agent", "stox-test \(name)",
+            "--registrar", String(registrar), "--user-agent", "PJSUA stox-test \(name)",
         ] + extra)
     }
 }

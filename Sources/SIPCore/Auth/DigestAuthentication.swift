@@ -96,9 +96,10 @@ public struct DigestAuthenticator: Sendable {
 
     /// `WWW-Authenticate` (401) or `Proxy-Authenticate` (407) values: one per algorithm,
     /// SHA-256 first, sharing one nonce.
-    public func challenges(now: SIPInstant, stale: Bool = false) -> [SIPAuthorization] {
+    /// `offering` narrows the algorithms for one client (all of them must be accepted here).
+    public func challenges(now: SIPInstant, stale: Bool = false, offering: [DigestAlgorithm]? = nil) -> [SIPAuthorization] {
         let nonce = makeNonce(now: now)
-        return algorithms.map { algorithm in
+        return (offering ?? algorithms).map { algorithm in
             var challenge = SIPAuthorization(scheme: "Digest")
             challenge.add("realm", realm)
             challenge.add("nonce", nonce)
