@@ -23,7 +23,11 @@ public final class EmbeddedDomain: @unchecked Sendable {
     private let clockOrigin = ContinuousClock.now
     private var authenticators: [String: DigestAuthenticator] = [:]
     private var locations: [String: [SIPBinding]] = [:]
-    private var noticesInFlight: Set<Int64> = []
+    /// Notices being delivered, with the contacts each delivery is trying: a device that
+    /// registers meanwhile is not among them and gets its own delivery at once.
+    private var noticesInFlight: [Int64: Set<String>] = [:]
+    /// Notices an endpoint accepted, until the store no longer lists them.
+    private var noticesDelivered: Set<Int64> = []
     // Presence (EmbeddedDomain+Presence.swift); here because extensions cannot store.
     var publications: [String: [String: PublicationState]] = [:]
     var publicationSequence: UInt64 = 0
@@ -119,6 +123,8 @@ public final class EmbeddedDomain: @unchecked Sendable {
                     refusals(SIPRefusal(kind: .strayResponse, source: "\(address)", reason: "a response that matches no request we sent, dropped"))
                 case .ackTimeout(let callID):
                     diagnostics("no ACK for the final response of INVITE \(callID) (Timer H)")
+                case .responseRerouted(let address):
+                    diagnostics("the connection a request came on had closed; its response went over a new connection to \(address) (RFC 3261 §18.2.2)")
                 }
             }), group: group)
         let domain = EmbeddedDomain(configuration: configuration, edge: edge, store: store, bindings: restored, foreign: foreign,
@@ -552,13 +558,25 @@ public final class EmbeddedDomain: @unchecked Sendable {
             loop.execute { [self] in
                 let bindings = currentBindings(aor)
                 guard !bindings.isEmpty else { return }
-                for notice in notices where !noticesInFlight.contains(notice.id) {
-                    noticesInFlight.insert(notice.id)
-                    ForkedDelivery.start(noticeRequest(notice), to: bindings, edge: edge, budget: nil) { [self] outcome in
-                        noticesInFlight.remove(notice.id)
-                        if case .accepted = outcome { storeWrite("notice \(notice.id) delivered") { try $0.removeNotice(id: notice.id) } }
+                for notice in notices where !noticesDelivered.contains(notice.id) {
+                    // Only the endpoints no delivery of this notice is trying yet: the one that
+                    // just registered, while another device's attempt waits on its timeout.
+                    let tried = noticesInFlight[notice.id] ?? []
+                    let fresh = bindings.filter { !tried.contains($0.contact.uri.description) }
+                    guard !fresh.isEmpty else { continue }
+                    let contacts = Set(fresh.map { $0.contact.uri.description })
+                    noticesInFlight[notice.id, default: []].formUnion(contacts)
+                    ForkedDelivery.start(noticeRequest(notice), to: fresh, edge: edge, budget: nil) { [self] outcome in
+                        noticesInFlight[notice.id]?.subtract(contacts)
+                        if noticesInFlight[notice.id]?.isEmpty == true { noticesInFlight[notice.id] = nil }
+                        if case .accepted = outcome, noticesDelivered.insert(notice.id).inserted {
+                            storeWrite("notice \(notice.id) delivered") { try $0.removeNotice(id: notice.id) }
+                        }
                     }
                 }
+                // What the store no longer lists needs no memory of its delivery.
+                let listed = Set(notices.map(\.id))
+                noticesDelivered = noticesDelivered.filter { listed.contains($0) || noticesInFlight[$0] != nil }
             }
         }
     }

@@ -326,7 +326,7 @@ extension SIPTransactionCore {
         }
     }
 
-    private func write(_ buffer: ByteBuffer, toStream target: SIPTarget, done: @escaping @Sendable (Bool) -> Void) {
+    func write(_ buffer: ByteBuffer, toStream target: SIPTarget, done: @escaping @Sendable (Bool) -> Void) {
         let address = target.address
         let key = Self.connectionKey(target)
         if let channel = connections[key] {

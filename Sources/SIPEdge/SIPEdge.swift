@@ -85,6 +85,9 @@ public enum SIPEdgeEvent: Hashable, Sendable {
     case strayResponse(SocketAddress)
     /// An INVITE transaction's final non-2xx response was never acknowledged (Timer H).
     case ackTimeout(callID: String)
+    /// The connection a request came on had closed: its response went over a new connection
+    /// to this address, taken from the top Via (§18.2.2).
+    case responseRerouted(SocketAddress)
 }
 
 /// A request for the transaction user. Exactly one final response is expected through

@@ -364,7 +364,14 @@ final class SIPTransactionCore: @unchecked Sendable {
         response.write(into: &buffer)
         switch source.transport {
         case .tcp, .tls:
-            source.channel.writeAndFlush(buffer).whenFailure { [weak self] _ in self?.transportFailed(key) }
+            guard source.channel.isActive else {
+                sendOverNewConnection(buffer, response, source: source, key: key)
+                return nil
+            }
+            let written = buffer
+            source.channel.writeAndFlush(written).whenFailure { [weak self] _ in
+                self?.sendOverNewConnection(written, response, source: source, key: key)
+            }
             return nil
         case .udp:
             guard let destination = Self.responseDestination(response, source: source) else { return nil }
@@ -372,6 +379,31 @@ final class SIPTransactionCore: @unchecked Sendable {
                 .whenFailure { [weak self] _ in self?.transportFailed(key) }
             return (buffer, destination)
         }
+    }
+
+    /// RFC 3261 §18.2.2: when the connection a request came on is gone by the time its response
+    /// is ready (a mobile client's connection dropped while the fork waited), the response goes
+    /// over a new connection to the top Via's address: `received` if set, else the sent-by host,
+    /// at the `rport` value if set, else the sent-by port or the transport's default. A sender
+    /// that is told nothing would resend what was delivered, and its user would see it twice.
+    private func sendOverNewConnection(_ buffer: ByteBuffer, _ response: SIPResponse, source: SIPSource, key: SIPTransactionKey) {
+        guard let target = Self.viaTarget(response, transport: source.transport) else { return transportFailed(key) }
+        handlers.event(.responseRerouted(target.address))
+        write(buffer, toStream: target) { [weak self] sent in
+            guard !sent, let self else { return }
+            self.loop.execute { self.transportFailed(key) }
+        }
+    }
+
+    static func viaTarget(_ response: SIPResponse, transport: SIPSource.Transport) -> SIPTarget? {
+        guard let via = response.topVia else { return nil }
+        let host = (via.received ?? String(via.host.trimmingBrackets))
+        let port: Int = switch via.rport {
+        case .value(let value): Int(value)
+        case .absent, .requested: via.port.map(Int.init) ?? (transport == .tls ? 5061 : 5060)
+        }
+        guard let address = try? SocketAddress(ipAddress: host, port: port) else { return nil }
+        return SIPTarget(transport: transport, address: address, serverName: transport == .tls ? String(via.host.trimmingBrackets) : nil)
     }
 
     private func transportFailed(_ key: SIPTransactionKey) {

@@ -297,6 +297,28 @@ struct EmbeddedDomainTests {
         await domain.stop()
     }
 
+    @Test("a device that registers while a missed-message notice waits on another device's timeout gets the notice at once")
+    func noticeReachesNewDevice() async throws {
+        let store = try DomainFixture.store(users: ["alice": "pw-alice", "bob": "pw-bob"])
+        let domain = try await DomainFixture.start(store)
+        let port = domain.edge.udpAddress!.port!
+        let laptop = try RawEndpoint(user: "bob", serverPort: port)
+        #expect(try await laptop.register(password: "pw-bob")?.statusCode == 200)
+        let alice = try RawEndpoint(user: "alice", serverPort: port)
+        // The laptop never answers: 480 to alice, and the notice goes to the laptop, where it
+        // waits (Timer F, 32 s) for an answer that does not come.
+        #expect(try await alice.message(to: "sip:bob@sip.test", text: "ping", password: "pw-alice")?.statusCode == 480)
+        #expect(await laptop.request(.message, timeout: 5) { $0.from?.uri.user == nil } != nil, "the notice reached the laptop")
+        // The phone signs in meanwhile: it gets the notice now, not at its next registration.
+        let phone = try RawEndpoint(user: "bob", serverPort: port)
+        #expect(try await phone.register(password: "pw-bob")?.statusCode == 200)
+        let notice = try #require(await phone.request(.message, timeout: 5) { $0.from?.uri.user == nil })
+        #expect(String(decoding: notice.body, as: UTF8.self).contains("Missed message from <sip:alice@sip.test>"))
+        try phone.answer(notice, 200)
+        #expect(await eventually { try store.notices(for: "bob@sip.test").isEmpty })
+        await domain.stop()
+    }
+
     @Test("a MESSAGE to a user with no endpoint gets 480 at once; the notice waits for the next registration")
     func offlineNoticeOnRegister() async throws {
         let store = try DomainFixture.store(users: ["alice": "pw-alice", "bob": "pw-bob"])

@@ -256,6 +256,28 @@ struct SIPEdgeTests {
         await edge.stop()
     }
 
+    @Test("a response whose TCP connection closed meanwhile goes over a new connection to the Via's sent-by (§18.2.2)")
+    func responseOverNewConnection() async throws {
+        // The answer comes 300 ms later, as a forked delivery's would; the client's connection
+        // is gone by then, but its Via names where it listens.
+        let (edge, recorder) = try await Self.start { request in
+            DispatchQueue.global().asyncAfter(deadline: .now() + 0.3) {
+                request.respond(request.request.makeResponse(200, toTag: "late"))
+            }
+        }
+        let listener = try TCPListener()
+        do {
+            let client = try TCPClient(port: edge.tcpAddress!.port!)
+            try client.send(Self.message(branch: "z9hG4bKgone1", via: "SIP/2.0/TCP 127.0.0.1:\(listener.port)"))
+            #expect(await eventually { recorder.requests.withLock { $0.count } == 1 })
+        }  // the client's connection closes here
+        let response = try #require(await listener.acceptAndRead(timeout: 5))
+        #expect(response.hasPrefix("SIP/2.0 200 OK\r\n"), "\(response)")
+        #expect(response.contains("branch=z9hG4bKgone1"))
+        #expect(recorder.events.withLock { $0.contains { if case .responseRerouted = $0 { true } else { false } } })
+        await edge.stop()
+    }
+
     @Test("a wave of 30,000 UDP transactions whose Timer J expires together does not stall the loop: an OPTIONS is answered within 1 s throughout, and every transaction is gone after (§17.2.2)")
     func timerWave() async throws {
         // Timer J is 3.2 s with these timers, so the expiries overlap the intake. With one NIO

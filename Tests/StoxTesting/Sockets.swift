@@ -149,3 +149,47 @@ public final class TCPClient: @unchecked Sendable {
         }
     }
 }
+
+/// A listening TCP socket on loopback: what a SIP client that keeps a listener (the sent-by of
+/// its Via) offers for responses that cannot go back on the original connection.
+public final class TCPListener: @unchecked Sendable {
+    public let fd: Int32
+    public let port: Int
+
+    public init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.fd = fd
+        guard fd >= 0 else { throw SocketError(call: "socket", code: errno) }
+        var address = loopback(port: 0)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0, listen(fd, 8) == 0 else { throw SocketError(call: "bind/listen", code: errno) }
+        var local = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &local) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        port = Int(UInt16(bigEndian: local.sin_port))
+    }
+
+    deinit { close(fd) }
+
+    /// What the first connection made to it within `timeout` sent, read for up to `timeout`.
+    public func acceptAndRead(timeout: Double) async -> String? {
+        await offPool { self.acceptAndReadBlocking(timeout: timeout) }
+    }
+
+    private func acceptAndReadBlocking(timeout: Double) -> String? {
+        var poll = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard Glibc.poll(&poll, 1, Int32(timeout * 1000)) == 1 else { return nil }
+        let connection = accept(fd, nil, nil)
+        guard connection >= 0 else { return nil }
+        defer { close(connection) }
+        setTimeout(connection, timeout)
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        let count = recv(connection, &buffer, buffer.count, 0)
+        guard count > 0 else { return nil }
+        return String(decoding: buffer[..<count], as: UTF8.self)
+    }
+}
