@@ -156,19 +156,10 @@ extension Gateway {
         send(reply.element())
     }
 
-    /// Marks a row delivered. Acknowledgements are batched like enqueues: whatever gathered
-    /// while the previous write ran goes in one transaction, so the store keeps up with a
-    /// burst (a row acknowledged late is sent again after a crash: the fewer, the better).
+    /// Marks a row delivered in the queue's next group commit (a row marked late is sent
+    /// again after a crash: the window is one commit).
     func acknowledge(_ id: Int64) {
-        guard acknowledgements.add(id) else { return }
-        let queue = self.queue
-        let pending = acknowledgements
-        let logger = self.logger
-        storeWrite("acknowledge") { _ in
-            let ids = pending.take()
-            try queue.acknowledge(ids)
-            logger.trace("queue rows delivered", metadata: ["rows": "\(ids.count)"])
-        }
+        queue.markDelivered(id)
     }
 
     // MARK: SIP → XMPP

@@ -63,7 +63,6 @@ public final class Gateway: @unchecked Sendable {
     // Messages (Gateway+Messages.swift).
     /// Lync-style IM sessions a local user opened towards an XMPP user, by (local, remote).
     var sessions: [SessionKey: IMSession] = [:]
-    let acknowledgements = PendingAcknowledgements()
     /// Messages toward XMPP sent and not yet acknowledged, by stanza id: a bounce finds its row.
     var outstanding: [String: (id: Int64, element: XMLElement, attempt: Int)] = [:]
     /// Queue rows older than this were left by a previous run.
@@ -343,7 +342,7 @@ public final class Gateway: @unchecked Sendable {
         let queue = self.queue
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             storeQueue.async {
-                // Enqueues waiting for their group commit, then acknowledgements: on disk
+                // Enqueues and delivery marks waiting for their group commit: on disk
                 // before the process goes.
                 queue.flushNow()
                 continuation.resume()
@@ -425,26 +424,6 @@ public final class Gateway: @unchecked Sendable {
 }
 
 /// Queue rows delivered and not yet marked so in the store.
-final class PendingAcknowledgements: @unchecked Sendable {
-    private let lock = NSLock()
-    private var ids: [Int64] = []
-
-    /// Adds an id; true when a write should be scheduled (none is pending yet).
-    func add(_ id: Int64) -> Bool {
-        lock.withLock {
-            ids.append(id)
-            return ids.count == 1
-        }
-    }
-
-    func take() -> [Int64] {
-        lock.withLock {
-            defer { ids.removeAll(keepingCapacity: true) }
-            return ids
-        }
-    }
-}
-
 /// Lets the domain's callbacks, made before the gateway exists, find it once it does.
 final class GatewaySlot: @unchecked Sendable {
     private let lock = NSLock()

@@ -57,6 +57,8 @@ public final class OutboundQueue: @unchecked Sendable {
     private let writes = DispatchQueue(label: "stox.outbound.commit")
     private let lock = NSLock()
     private var pending: [(OutboundMessage, @Sendable (Result<Enqueued, any Error>) -> Void)] = []
+    /// Rows delivered and not yet marked: they ride the next group commit.
+    private var delivered: [Int64] = []
     private var flushScheduled = false
     private var committed = 0
     /// Transactions committed (for tests and metrics).
@@ -88,6 +90,19 @@ public final class OutboundQueue: @unchecked Sendable {
         }
     }
 
+    /// Marks a row delivered in the next group commit, with whatever enqueues gather meanwhile.
+    /// A separate transaction on another queue would contend with the commits for SQLite's
+    /// write lock, and its busy-wait backoff let the mark trail the delivery by over a second:
+    /// a crash in that window delivered the message again. Here the window is one commit.
+    public func markDelivered(_ id: Int64) {
+        lock.lock()
+        delivered.append(id)
+        let schedule = !flushScheduled
+        if schedule { flushScheduled = true }
+        lock.unlock()
+        if schedule { writes.async { self.flush() } }
+    }
+
     /// Commits whatever is pending now and returns once it is
     /// written (graceful shutdown: nothing acknowledged to a sender stays in memory).
     public func flushNow() {
@@ -99,13 +114,19 @@ public final class OutboundQueue: @unchecked Sendable {
         lock.lock()
         let batch = pending
         pending.removeAll(keepingCapacity: true)
+        let marks = delivered
+        delivered.removeAll(keepingCapacity: true)
         flushScheduled = false
         lock.unlock()
-        guard !batch.isEmpty else { return }
+        guard !batch.isEmpty || !marks.isEmpty else { return }
         let now = Date().timeIntervalSince1970
         let outcome = Result { () throws -> [Enqueued] in
             try store.write { db in
-                try batch.map { message, _ in
+                for id in marks {
+                    try db.cachedStatement(sql: "UPDATE outbound SET delivered_at = ?, payload = x'' WHERE id = ?")
+                        .execute(arguments: [now, id])
+                }
+                return try batch.map { message, _ in
                     // A cached statement: compiling the SQL (and GRDB's authorizer pass over it)
                     // cost more than the insert itself, once per message.
                     try db.cachedStatement(sql: """

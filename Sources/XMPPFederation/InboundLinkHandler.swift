@@ -205,10 +205,23 @@ final class InboundLinkHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func handled(_ sequence: UInt32, _ context: ChannelHandlerContext) {
         handledAhead.insert(sequence)
         while handledAhead.remove(handledThrough &+ 1) != nil { handledThrough &+= 1 }
-        // Caught up: say so without being asked (XEP-0198 §4 allows an unrequested <a/>), so
-        // the peer's queue of unacknowledged stanzas empties at the end of a burst.
-        if handledThrough == received, handledThrough != lastAcknowledged { acknowledge(context) }
+        // Say what is stored without being asked (XEP-0198 §4 allows an unrequested <a/>), once
+        // per loop tick: the stanzas of one group commit are handled in consecutive tasks, so
+        // this acknowledges each commit as it completes. Waiting for the peer's <r/>, or for the
+        // end of a burst, let the peer's count trail the store by hundreds of stanzas, which it
+        // bounced on a crash although they were delivered after the restart, and which could
+        // exceed its resend queue (500 in Prosody).
+        guard handledThrough != lastAcknowledged, !acknowledgementScheduled else { return }
+        acknowledgementScheduled = true
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            let (handler, context) = bound.value
+            handler.acknowledgementScheduled = false
+            if handler.handledThrough != handler.lastAcknowledged, context.channel.isActive { handler.acknowledge(context) }
+        }
     }
+
+    private var acknowledgementScheduled = false
 
     private func acknowledge(_ context: ChannelHandlerContext) {
         lastAcknowledged = handledThrough

@@ -175,6 +175,14 @@ struct CheckConfig: ParsableCommand {
             say("Peers found through " + (configuration.routes.isEmpty ? "DNS SRV (_xmpp-server._tcp, _xmpps-server._tcp)"
                 : "static routes (" + configuration.routes.sorted { $0.key < $1.key }.map { "\($0.key) -> \($0.value)" }.joined(separator: ", ") + "), else DNS SRV"))
             say("Dialback secret: " + (configuration.dialbackSecret == nil ? "random for each start" : "set"))
+            // Said plainly, because a 202 is a promise: on a link without XEP-0198 nothing tells
+            // the gateway what the peer took before the link broke.
+            say("Delivery to XMPP: a stanza counts as taken when the peer acknowledges it (XEP-0198). A peer link without"
+                + " stream management (Prosody offers it on s2s only after SASL EXTERNAL, so not with dialback) cannot"
+                + " say that: a message in flight when such a link breaks may be lost after its 202")
+            if !configuration.defaultPeerPolicy.requireValidCertificate {
+                warnings.append("xmpp.peer_policy: dialback peers may have no XEP-0198 on their links; messages in flight when such a link breaks can be lost after the SIP sender got 202 (README, \"Durability\")")
+            }
         case .component:
             say("XMPP: component \(configuration.componentName ?? "?") of the server at \(configuration.componentServer) (XEP-0114)")
         }

@@ -86,6 +86,17 @@ struct OutboundQueueTests {
         #expect(try queue.storedPayloadBytes() == 0)
     }
 
+    @Test("a delivery mark rides the group commit: once a later enqueue is durable, so is the mark")
+    func markRidesTheCommit() async throws {
+        let queue = OutboundQueue(store: try GatewayStore())
+        let first = try #require(try await queue.enqueue(Self.message(1)).id)
+        queue.markDelivered(first)
+        _ = try await queue.enqueue(Self.message(2))
+        // The same serial commit queue carried both, the mark first: a crash after the second
+        // message's acknowledgement can no longer deliver the first again.
+        #expect(try queue.due(direction: "sip-to-xmpp").map(\.messageID) == ["m2"])
+    }
+
     @Test("a failed delivery waits until its retry time and counts its attempts")
     func retry() async throws {
         let queue = OutboundQueue(store: try GatewayStore())

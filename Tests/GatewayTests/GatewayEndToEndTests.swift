@@ -380,7 +380,8 @@ struct GatewayCrashTests {
         // At least once: a message accepted just before the kill, whose acknowledgement the
         // store had not recorded, is sent again.
         let duplicates = seen.values.filter { $0 > 1 }.count
-        print("kill -9, XMPP → SIP: \(beforeRestart) delivered before the crash, \(leftovers.count) stored and sent after the restart, \(seen.count) delivered in all, \(bounced.count) bounced by Prosody, \(duplicates) delivered twice")
+        let deliveredYetBounced = bounced.filter { seen[$0] != nil }.count
+        print("kill -9, XMPP → SIP: \(beforeRestart) delivered before the crash, \(leftovers.count) stored and sent after the restart, \(seen.count) delivered in all, \(bounced.count) bounced by Prosody (\(deliveredYetBounced) of them delivered all the same), \(duplicates) delivered twice")
 
         // SIP → XMPP. What the gateway answered 202 was stored and reaches alice (resent after
         // the restart if Prosody had not acknowledged it). What it had not answered, bob's user
