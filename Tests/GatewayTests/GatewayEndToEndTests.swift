@@ -2,6 +2,7 @@ import Foundation
 import Gateway
 import Logging
 import GatewayStore
+import SIPCore
 import StoxTesting
 import Testing
 
@@ -309,6 +310,64 @@ struct GatewayDurabilityTests {
 
 @Suite("The gateway process killed and restarted", .serialized, .interopPeers)
 struct GatewayCrashTests {
+    @Test("a MESSAGE retransmitted after kill -9 and a restart is authenticated with its old nonce and recognised as a resend: one copy, one stanza id")
+    func retransmissionAfterRestart() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stox-resend-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let pki = try TestPKI()
+        let environment = try GatewayProcess.prepare(directory: directory, pki: pki)
+        var gateway = try GatewayProcess(environment: environment, directory: directory, generation: 1)
+        #expect(await gateway.healthy(), "\(gateway.log)")
+        let prosody = try Prosody(mode: "secure", certificate: try pki.leaf("a", dnsNames: ["a.test"]), ca: pki.path("ca.crt"),
+                                  gatewayPort: GatewayProcess.s2sPort)
+        defer { prosody.stop() }
+        let alice = try XMPPAgent(jid: "alice@a.test", password: "pw", server: Prosody.c2sPort)
+        #expect(await alice.waitFor("login", timeout: 20) { $0.ev == "online" } != nil)
+
+        // bob's user agent, by hand: MESSAGE, 407, the same MESSAGE with credentials.
+        let bob = try UDPClient()
+        func message(cseq: Int, branch: String, authorization: String?) -> String {
+            let body = "said once"
+            return ["MESSAGE sip:alice@a.test SIP/2.0", "Via: SIP/2.0/UDP 127.0.0.1:\(bob.port);branch=\(branch);rport",
+                    "Max-Forwards: 70", "From: <sip:bob@sip.test>;tag=resend1", "To: <sip:alice@a.test>",
+                    "Call-ID: resend-after-crash@127.0.0.1", "CSeq: \(cseq) MESSAGE", "Content-Type: text/plain"]
+                .joined(separator: "\r\n") + (authorization.map { "\r\nProxy-Authorization: \($0)" } ?? "")
+                + "\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body
+        }
+        func response(to branch: String) async -> SIPResponse? {
+            while let text = await bob.receive(timeout: 10) {
+                if case .response(let response)? = try? SIPParser().parse(datagram: Array(text.utf8)),
+                   response.topVia?.branch == branch, response.statusCode >= 200 { return response }
+            }
+            return nil
+        }
+        try bob.send(message(cseq: 1, branch: "z9hG4bKresend1", authorization: nil), to: GatewayProcess.sipPort)
+        let challenge = try #require(await response(to: "z9hG4bKresend1"))
+        #expect(challenge.statusCode == 407)
+        let offer = try #require(challenge.proxyAuthenticate.first)
+        let credentials = try #require(DigestClient.credentials(for: offer, method: .message, uri: "sip:alice@a.test",
+                                                                username: "bob", password: "pw-bob"))
+        let authenticated = message(cseq: 2, branch: "z9hG4bKresend2", authorization: credentials.description)
+        try bob.send(authenticated, to: GatewayProcess.sipPort)
+        #expect(await response(to: "z9hG4bKresend2")?.statusCode == 202)
+        #expect(await alice.waitFor("the message", timeout: 20) { $0.ev == "message" && $0.body == "said once" } != nil)
+
+        await gateway.kill9()
+        gateway = try GatewayProcess(environment: environment, directory: directory, generation: 2)
+        #expect(await gateway.healthy(), "\(gateway.log)")
+        // The user agent never saw the 202 (say) and retransmits the same bytes: same branch,
+        // same nonce and nonce count. A new nonce key would answer 407 stale=true, and the UA's
+        // re-authenticated request would be a second message under a second id.
+        try bob.send(authenticated, to: GatewayProcess.sipPort)
+        let again = try #require(await response(to: "z9hG4bKresend2"))
+        #expect(again.statusCode == 202, "\(again.statusCode) \(again.reasonPhrase)")
+        try await Task.sleep(for: .seconds(2))
+        let copies = alice.all { $0.ev == "message" && $0.body == "said once" }
+        #expect(copies.count == 1, "\(copies)")
+        await gateway.kill9()
+    }
+
     @Test("kill -9 in the middle of bursts both ways, then a restart: nothing is lost silently, and the XMPP watcher keeps its authorization")
     func killNine() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stox-crash-\(UUID().uuidString)")
