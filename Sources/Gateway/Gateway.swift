@@ -192,6 +192,7 @@ public final class Gateway: @unchecked Sendable {
             s2s.establishTimeout = 30
             s2s.peerRate = (configuration.peerRate, configuration.peerRate * 4)
             s2s.directTLSPort = configuration.xmppDirectTLSPort
+            s2s.dnsServer = configuration.dnsServer.map { ($0.host, $0.port) }
             // XEP-0198: a peer learns a message was taken only once it is in the store.
             s2s.streamManagement = true
             let metrics = self.metrics

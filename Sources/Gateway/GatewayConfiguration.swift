@@ -60,6 +60,8 @@ public struct GatewayConfiguration: Sendable {
     public var peerRate: Double = 500
     public var peerPolicies: [String: PeerPolicy] = [:]
     public var routes: [String: Endpoint] = [:]
+    /// The DNS server for SRV lookups (host:port); nil: the first nameserver in /etc/resolv.conf.
+    public var dnsServer: Endpoint?
     public var componentName: String?
     public var componentServer = Endpoint(host: "127.0.0.1", port: 5347)
     public var componentSecret: String?
@@ -81,7 +83,7 @@ public struct GatewayConfiguration: Sendable {
         "sip.domains", "sip.listen", "sip.udp_port", "sip.tcp_port", "sip.tls_port", "sip.udp_receive_buffer", "sip.certificate", "sip.key",
         "sip.watcher_policy", "sip.accept_timeout.desktop", "sip.accept_timeout.mobile", "sip.digest_algorithms", "sip.digest_sha256_agents",
         "xmpp.mode", "xmpp.listen", "xmpp.port", "xmpp.direct_tls_port", "xmpp.certificate", "xmpp.key", "xmpp.ca", "xmpp.dialback_secret",
-        "xmpp.peer_policy", "xmpp.peer_policies", "xmpp.peer_rate", "xmpp.routes",
+        "xmpp.peer_policy", "xmpp.peer_policies", "xmpp.peer_rate", "xmpp.routes", "xmpp.dns_server",
         "xmpp.component.name", "xmpp.component.server", "xmpp.component.secret",
         "store.path", "store.keep_delivered", "mappings.path", "log.level", "http.listen",
     ]
@@ -208,6 +210,7 @@ public struct GatewayConfiguration: Sendable {
             peerPolicies = try Self.perDomain(value, separator: ":", expected: "domain:policy", Self.policy)
         case "xmpp.routes":
             routes = try Self.perDomain(value, separator: "=", expected: "domain=host:port", Self.endpoint)
+        case "xmpp.dns_server": dnsServer = try optional.map(Self.endpoint)
         case "xmpp.component.name": componentName = optional?.lowercased()
         case "xmpp.component.server": componentServer = try Self.endpoint(value)
         case "xmpp.component.secret": componentSecret = optional

@@ -1,76 +1,92 @@
 import NIOCore
+import NIOSSL
+import NIOTLS
 import XMLCore
 import XMPPCore
 
-/// The receiving server's callback to an authoritative server (XEP-0220 §2.1.2 step 2): open a
-/// stream, send `<db:verify/>`, report the answer, close.
-final class DialbackVerifierHandler: ChannelInboundHandler {
+/// What a dialback verification found, with the reason in words for the log.
+struct DialbackVerdict: Sendable {
+    var outcome: DialbackElement.Outcome
+    var reason: String
+}
+
+/// The receiving server's callback to an authoritative server (XEP-0220 §2.1.2 step 2): drives
+/// a `DialbackVerifierNegotiation` on a connection (STARTTLS when the peer offers it), reports
+/// the answer, closes.
+final class DialbackVerifierHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
 
-    private let sender: String
-    private let target: String
-    private let key: String
-    private let streamID: String
-    private let promise: EventLoopPromise<DialbackElement.Outcome>
+    private var negotiation: DialbackVerifierNegotiation
+    private let tlsContext: () throws -> NIOSSLContext
+    private let promise: EventLoopPromise<DialbackVerdict>
     private let input = StreamInput()
-    private var sentVerify = false
     private var done = false
 
-    init(sender: String, target: String, key: String, streamID: String, promise: EventLoopPromise<DialbackElement.Outcome>) {
-        self.sender = sender
-        self.target = target
-        self.key = key
-        self.streamID = streamID
+    init(_ negotiation: DialbackVerifierNegotiation, tlsContext: @escaping () throws -> NIOSSLContext,
+         promise: EventLoopPromise<DialbackVerdict>) {
+        self.negotiation = negotiation
+        self.tlsContext = tlsContext
         self.promise = promise
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        StreamWrite.header(XMPPStreamHeader(from: target, to: sender, declaresDialback: true), context)
+        perform(negotiation.connected(), context)
         context.fireChannelActive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !done else { return }
         let events: [XMPPStreamEvent]
         do {
             events = try input.read(unwrapInboundIn(data))
         } catch {
-            finish(.error, context)
+            finish(DialbackVerdict(outcome: .error, reason: "bad XML from \(negotiation.sender)'s authoritative server: \(error)"), context)
             return
         }
-        for event in events {
-            switch event {
-            case .opened:
-                guard !sentVerify else { continue }
-                sentVerify = true
-                StreamWrite.element(DialbackElement(kind: .verify, from: target, to: sender, id: streamID, key: key).element, context)
-            case .element(let element):
-                if let answer = DialbackElement(element: element), answer.kind == .verify, answer.id == streamID, let type = answer.type {
-                    finish(type, context)
-                } else if element.name == "error", element.namespace == XMPPNamespace.streams {
-                    finish(.error, context)
-                }
-            case .closed:
-                finish(.error, context)
-            }
-        }
+        for event in events where !done { perform(negotiation.received(event), context) }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case TLSUserEvent.handshakeCompleted = event { perform(negotiation.tlsEstablished(), context) }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         if !done {
             done = true
-            promise.succeed(.error)
+            promise.succeed(DialbackVerdict(outcome: .error, reason: "\(negotiation.sender)'s authoritative server closed the connection"))
         }
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        finish(.error, context)
+        perform(negotiation.tlsFailed(TLSFailure.describeAny(error)), context)
+        if !done { finish(DialbackVerdict(outcome: .error, reason: TLSFailure.describeAny(error)), context) }
     }
 
-    private func finish(_ outcome: DialbackElement.Outcome, _ context: ChannelHandlerContext) {
+    private func perform(_ actions: [DialbackVerifierNegotiation.Action], _ context: ChannelHandlerContext) {
+        for action in actions {
+            switch action {
+            case .sendHeader(let header): StreamWrite.header(header, context)
+            case .send(let element): StreamWrite.element(element, context)
+            case .resetReader: input.reset()
+            case .startTLS:
+                do {
+                    try context.pipeline.syncOperations.addHandler(
+                        NIOSSLClientHandler(context: tlsContext(), serverHostname: negotiation.sender), position: .before(self))
+                } catch {
+                    perform(negotiation.tlsFailed("\(error)"), context)
+                }
+            case .finished(let outcome, let reason):
+                finish(DialbackVerdict(outcome: outcome, reason: reason), context)
+            }
+        }
+    }
+
+    private func finish(_ verdict: DialbackVerdict, _ context: ChannelHandlerContext) {
         guard !done else { return }
         done = true
-        promise.succeed(outcome)
+        promise.succeed(verdict)
         StreamWrite.close(nil, context)
     }
 }

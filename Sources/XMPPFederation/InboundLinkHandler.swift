@@ -154,9 +154,10 @@ final class InboundLinkHandler: ChannelInboundHandler, RemovableChannelHandler {
                 let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
                 service.verify(sender: sender, target: target, key: key, streamID: streamID).whenComplete { result in
                     let (handler, context) = loopBound.value
-                    let outcome = (try? result.get()) ?? .error
+                    let verdict = (try? result.get()) ?? DialbackVerdict(outcome: .error, reason: "verification failed")
+                    let outcome = verdict.outcome
                     if outcome != .valid {
-                        handler.refused(.dialback, "\(sender)'s dialback claim for \(target) was not confirmed by its authoritative server (\(outcome))", context)
+                        handler.refused(.dialback, "\(sender)'s dialback claim for \(target) was not confirmed: \(verdict.reason)", context)
                     }
                     handler.perform(handler.negotiation.dialbackVerified(sender: sender, target: target, outcome: outcome), context)
                 }

@@ -594,24 +594,59 @@ public final class S2SService: @unchecked Sendable {
         onStanza(error)
     }
 
-    /// Asks `sender`'s authoritative server whether `key` is right (XEP-0220 §2.1.2).
-    func verify(sender: String, target: String, key: String, streamID: String) -> EventLoopFuture<DialbackElement.Outcome> {
-        guard let route = routes[sender] else {
-            return eventLoop.makeSucceededFuture(.error)
+    /// Asks `sender`'s authoritative server whether `key` is right (XEP-0220 §2.1.2). The server
+    /// is found as outbound links find it (a static route, else `_xmpp-server._tcp` and
+    /// `_xmpps-server._tcp` SRV, else the domain on 5269), so a peer found through DNS can be
+    /// verified too; each candidate is tried in turn.
+    func verify(sender: String, target: String, key: String, streamID: String) -> EventLoopFuture<DialbackVerdict> {
+        let promise = eventLoop.makePromise(of: DialbackVerdict.self)
+        let timeout = eventLoop.scheduleTask(in: .seconds(configuration.establishTimeout)) {
+            promise.succeed(DialbackVerdict(outcome: .error, reason: "\(sender)'s authoritative server did not answer in time"))
         }
-        let promise = eventLoop.makePromise(of: DialbackElement.Outcome.self)
+        promise.futureResult.whenComplete { _ in timeout.cancel() }
+        candidates(for: sender).whenComplete { result in
+            let candidates = (try? result.get()) ?? []
+            guard !candidates.isEmpty else {
+                promise.succeed(DialbackVerdict(outcome: .error, reason: "\(sender) offers no XMPP service (SRV target '.')"))
+                return
+            }
+            self.verify(sender: sender, target: target, key: key, streamID: streamID, via: candidates[...], promise: promise)
+        }
+        return promise.futureResult
+    }
+
+    private func verify(sender: String, target: String, key: String, streamID: String,
+                        via candidates: ArraySlice<Candidate>, promise: EventLoopPromise<DialbackVerdict>) {
+        guard let candidate = candidates.first else { return }
+        let configuration = self.configuration
+        let negotiation = DialbackVerifierNegotiation(sender: sender, target: target, key: key, streamID: streamID,
+                                                      tlsUsable: configuration.policy(for: sender).tls != .disabled)
+        let attempt = eventLoop.makePromise(of: DialbackVerdict.self)
         ClientBootstrap(group: eventLoop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(.seconds(10))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(
-                        DialbackVerifierHandler(sender: sender, target: target, key: key, streamID: streamID, promise: promise))
+                    if candidate.directTLS {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(
+                            context: configuration.clientContext(for: sender, from: target, directTLS: true), serverHostname: sender))
+                    }
+                    try channel.pipeline.syncOperations.addHandler(DialbackVerifierHandler(
+                        negotiation, tlsContext: { try configuration.clientContext(for: sender, from: target) }, promise: attempt))
                 }
             }
-            .connect(host: route.host, port: route.port)
-            .whenFailure { _ in promise.succeed(.error) }
-        eventLoop.scheduleTask(in: .seconds(configuration.establishTimeout)) { promise.succeed(.error) }
-        return promise.futureResult
+            .connect(host: candidate.host, port: candidate.port)
+            .whenFailure { error in
+                attempt.succeed(DialbackVerdict(outcome: .error, reason: "cannot connect to \(candidate.host):\(candidate.port): \(TLSFailure.describeAny(error))"))
+            }
+        attempt.futureResult.whenSuccess { verdict in
+            // A server that could not be reached or talked to says nothing about the key: the
+            // next candidate may. A valid or invalid answer is final.
+            if verdict.outcome == .error, candidates.count > 1 {
+                self.verify(sender: sender, target: target, key: key, streamID: streamID, via: candidates.dropFirst(), promise: promise)
+            } else {
+                promise.succeed(verdict)
+            }
+        }
     }
 }

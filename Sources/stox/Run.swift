@@ -172,7 +172,8 @@ struct CheckConfig: ParsableCommand {
                 + (configuration.peerPolicies.isEmpty ? "" : "; " + configuration.peerPolicies.sorted { $0.key < $1.key }
                     .map { "\($0.key): \(GatewayConfiguration.policyName($0.value))" }.joined(separator: ", ")))
             say("Peer rate: \(Int(configuration.peerRate)) stanzas/s per peer domain (bursts of \(Int(configuration.peerRate * 4))), then its stream pauses")
-            say("Peers found through " + (configuration.routes.isEmpty ? "DNS SRV (_xmpp-server._tcp, _xmpps-server._tcp)"
+            say("Peers found through " + (configuration.routes.isEmpty ? "DNS SRV (_xmpp-server._tcp, _xmpps-server._tcp"
+                + (configuration.dnsServer.map { ", asking \($0)" } ?? ", asking /etc/resolv.conf's nameserver") + ")"
                 : "static routes (" + configuration.routes.sorted { $0.key < $1.key }.map { "\($0.key) -> \($0.value)" }.joined(separator: ", ") + "), else DNS SRV"))
             say("Dialback secret: " + (configuration.dialbackSecret == nil ? "random for each start" : "set"))
             // Said plainly, because a 202 is a promise: on a link without XEP-0198 nothing tells

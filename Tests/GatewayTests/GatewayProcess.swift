@@ -70,12 +70,12 @@ final class GatewayProcess: @unchecked Sendable {
 
     /// The environment for a gateway on sip.test with its state in `directory`, users bob and
     /// carol added to its store, and Prosody's a.test reached over SASL EXTERNAL.
-    static func prepare(directory: URL, pki: TestPKI) throws -> [String: String] {
+    static func prepare(directory: URL, pki: TestPKI, domain: String = "sip.test", selfSigned: Bool = false) throws -> [String: String] {
         let storePath = directory.appendingPathComponent("stox.sqlite").path
-        try GatewayFixture.addUsers(to: GatewayStore(path: storePath), domain: "sip.test")
-        let (certificate, key) = try pki.leaf("sip", dnsNames: ["sip.test"])
+        try GatewayFixture.addUsers(to: GatewayStore(path: storePath), domain: domain)
+        let (certificate, key) = try pki.leaf("sip", dnsNames: [domain], selfSigned: selfSigned)
         return [
-            "STOX_SIP_DOMAINS": "sip.test", "STOX_SIP_UDP_PORT": String(sipPort), "STOX_SIP_TCP_PORT": String(sipPort),
+            "STOX_SIP_DOMAINS": domain, "STOX_SIP_UDP_PORT": String(sipPort), "STOX_SIP_TCP_PORT": String(sipPort),
             "STOX_SIP_WATCHER_POLICY": "all", "STOX_SIP_ACCEPT_TIMEOUT_DESKTOP": "5",
             "STOX_XMPP_PORT": String(s2sPort), "STOX_XMPP_CERTIFICATE": certificate, "STOX_XMPP_KEY": key,
             "STOX_XMPP_CA": pki.path("ca.crt"), "STOX_XMPP_PEER_POLICY": "secure",

@@ -16,6 +16,25 @@ public enum ChildProcess {
         case reapedByFoundation
     }
 
+    /// Starts `executable` with `arguments` (standard streams to /dev/null) without Foundation's
+    /// `Process`: a daemon that closes every inherited descriptor at start (dnsmasq does) closes
+    /// the socket `Process` watches, and its monitor then blocks in `wait4` on the live child,
+    /// hanging every other `Process` of the test run. Stop it with `stop(_:)`.
+    public static func spawn(_ executable: String, _ arguments: [String]) throws -> Int32 {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        for descriptor in [STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO] {
+            posix_spawn_file_actions_addopen(&actions, descriptor, "/dev/null", descriptor == STDIN_FILENO ? O_RDONLY : O_WRONLY, 0)
+        }
+        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { for pointer in argv { free(pointer) } }
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, executable, &actions, nil, argv, environ)
+        guard result == 0 else { throw CocoaError(.executableLoad, userInfo: [NSLocalizedDescriptionKey: "\(executable): posix_spawn \(result)"]) }
+        return pid
+    }
+
     /// Waits up to `timeout` seconds for `pid` to exit; nil if it is still running. Blocks the
     /// calling thread: call it off the cooperative pool.
     public static func wait(_ pid: Int32, timeout: Double) -> Exit? {

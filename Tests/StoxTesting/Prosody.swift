@@ -13,8 +13,10 @@ public final class Prosody {
 
     /// Prosody for a.test (Tests/Interop/prosody/prosody.cfg.lua) with `users` (name, password)
     /// registered; `gatewayPort` is where sip.test's s2s listener is.
+    /// With `dnsPort`, Prosody finds peers through SRV records at that DNS server instead of
+    /// the static route to the gateway.
     public init(mode: String, certificate: (String, String), ca: String?, gatewayPort: Int,
-                users: [(String, String)] = [("alice", "pw")]) throws {
+                users: [(String, String)] = [("alice", "pw")], dnsPort: Int? = nil) throws {
         run = FileManager.default.temporaryDirectory.appendingPathComponent("stox-prosody-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: run.appendingPathComponent("data"), withIntermediateDirectories: true)
         var environment = ProcessInfo.processInfo.environment
@@ -28,6 +30,7 @@ public final class Prosody {
         environment["STOX_S2S_PORT"] = String(Prosody.s2sPort)
         environment["STOX_COMPONENT_PORT"] = String(Prosody.componentPort)
         environment["STOX_COMPONENT_SECRET"] = Prosody.componentSecret
+        if let dnsPort { environment["STOX_PROSODY_DNS"] = String(dnsPort) }
         environment["STOX_PLUGINS"] = Self.interop.appendingPathComponent("prosody/plugins").path
         let config = Self.interop.appendingPathComponent("prosody/prosody.cfg.lua").path
         for (user, password) in users {

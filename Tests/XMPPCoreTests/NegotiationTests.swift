@@ -336,6 +336,78 @@ struct NegotiationTests {
     }
 }
 
+@Suite("Dialback verification connections (XEP-0220 §2.1.2) honour the authoritative server's features")
+struct DialbackVerifierNegotiationTests {
+    static func features(startTLS: Bool, required: Bool = false) -> XMLElement {
+        var features = XMLElement("features", namespace: XMPPNamespace.streams)
+        if startTLS {
+            var tls = XMLElement("starttls", namespace: XMPPNamespace.tls)
+            if required { tls.append(XMLElement("required", namespace: XMPPNamespace.tls)) }
+            features.append(tls)
+        }
+        features.append(XMLElement("dialback", namespace: XMPPNamespace.dialbackFeature))
+        return features
+    }
+
+    static let server = XMPPStreamHeader(from: "e.test", to: "sip.test", id: "x1", version: "1.0", declaresDialback: true)
+
+    @Test("STARTTLS first when offered (ejabberd with s2s_use_starttls: required), then db:verify, then the answer")
+    func startTLSThenVerify() {
+        var verifier = DialbackVerifierNegotiation(sender: "e.test", target: "sip.test", key: "k", streamID: "s1", tlsUsable: true)
+        guard case .sendHeader(let ours)? = verifier.connected().first else { Issue.record("no header"); return }
+        #expect(ours.from == "sip.test" && ours.to == "e.test" && ours.declaresDialback)
+        #expect(verifier.received(.opened(Self.server)).isEmpty)
+        #expect(verifier.received(.element(Self.features(startTLS: true, required: true))) == [.send(XMLElement("starttls", namespace: XMPPNamespace.tls))])
+        #expect(verifier.received(.element(XMLElement("proceed", namespace: XMPPNamespace.tls))) == [.startTLS])
+        let restart = verifier.tlsEstablished()
+        #expect(restart.first == .resetReader && restart.count == 2)
+        #expect(verifier.received(.opened(Self.server)).isEmpty)
+        let asked = verifier.received(.element(Self.features(startTLS: false)))
+        guard case .send(let verify)? = asked.first, let element = DialbackElement(element: verify) else { Issue.record("\(asked)"); return }
+        #expect(element.kind == .verify && element.id == "s1" && element.key == "k" && element.from == "sip.test" && element.to == "e.test")
+        let answer = DialbackElement(kind: .verify, from: "e.test", to: "sip.test", id: "s1", type: .valid).element
+        guard case .finished(let outcome, _)? = verifier.received(.element(answer)).first else { Issue.record("no verdict"); return }
+        #expect(outcome == .valid)
+        #expect(verifier.secured)
+    }
+
+    @Test("no STARTTLS offered: db:verify at once; a server without version 1.0 gets it right after its header")
+    func plain() {
+        var verifier = DialbackVerifierNegotiation(sender: "e.test", target: "sip.test", key: "k", streamID: "s1", tlsUsable: true)
+        _ = verifier.connected()
+        _ = verifier.received(.opened(Self.server))
+        guard case .send? = verifier.received(.element(Self.features(startTLS: false))).first else { Issue.record("no db:verify"); return }
+        var legacy = DialbackVerifierNegotiation(sender: "e.test", target: "sip.test", key: "k", streamID: "s1", tlsUsable: true)
+        _ = legacy.connected()
+        guard case .send? = legacy.received(.opened(XMPPStreamHeader(from: "e.test", id: "x", version: nil, declaresDialback: true))).first else {
+            Issue.record("no db:verify for a pre-1.0 server"); return
+        }
+    }
+
+    @Test("a required STARTTLS the policy forbids, a stream error, or a refused STARTTLS end with error, never valid")
+    func failures() {
+        var forbidden = DialbackVerifierNegotiation(sender: "e.test", target: "sip.test", key: "k", streamID: "s1", tlsUsable: false)
+        _ = forbidden.connected()
+        _ = forbidden.received(.opened(Self.server))
+        guard case .finished(.error, _)? = forbidden.received(.element(Self.features(startTLS: true, required: true))).first else {
+            Issue.record("required STARTTLS without TLS went on"); return
+        }
+        var refused = DialbackVerifierNegotiation(sender: "e.test", target: "sip.test", key: "k", streamID: "s1", tlsUsable: true)
+        _ = refused.connected()
+        _ = refused.received(.opened(Self.server))
+        _ = refused.received(.element(Self.features(startTLS: true)))
+        guard case .finished(.error, _)? = refused.received(.element(XMLElement("failure", namespace: XMPPNamespace.tls))).first else {
+            Issue.record("a refused STARTTLS went on"); return
+        }
+        var errored = DialbackVerifierNegotiation(sender: "e.test", target: "sip.test", key: "k", streamID: "s1", tlsUsable: true)
+        _ = errored.connected()
+        guard case .finished(.error, let reason)? = errored.received(.element(StreamError(.policyViolation).element)).first else {
+            Issue.record("a stream error went on"); return
+        }
+        #expect(reason.contains("policy-violation"))
+    }
+}
+
 struct ServedDomainResponderTests {
     static let responder = ServedDomainResponder(servedDomains: ["sip.example"])
 

@@ -8,9 +8,14 @@
 --   STOX_GATEWAY_PORT  where the gateway under test listens for s2s (sip.test)
 --   STOX_C2S_PORT, STOX_S2S_PORT, STOX_COMPONENT_PORT  Prosody's own ports
 --   STOX_COMPONENT_SECRET  the secret of the XEP-0114 component gw.a.test
+--   STOX_PROSODY_DNS   a port on 127.0.0.1: find peers through the DNS server there (SRV), as
+--                      production does, instead of the static route to the gateway. libunbound
+--                      answers *.test itself (NXDOMAIN), so a gateway found this way must serve
+--                      a name under another test zone (sip.internal).
 -- Prosody 0.12 exposes each environment variable X to this file as ENV_X.
 local RUN = ENV_STOX_PROSODY_RUN or error("STOX_PROSODY_RUN is not set")
 local MODE = ENV_STOX_PROSODY_MODE or "dialback"
+local DNS = ENV_STOX_PROSODY_DNS
 
 run_as_root = true
 pidfile = RUN .. "/prosody.pid"
@@ -30,7 +35,14 @@ https_ports = { }
 use_ipv6 = false
 
 plugin_paths = { ENV_STOX_PLUGINS or error("STOX_PLUGINS is not set") }
-modules_enabled = { "roster"; "saslauth"; "tls"; "dialback"; "disco"; "ping"; "smacks"; "stox_routes" }
+-- A local list: options set in this file cannot be read back as Lua variables.
+local modules = { "roster"; "saslauth"; "tls"; "dialback"; "disco"; "ping"; "smacks" }
+if DNS then
+	unbound = { resolvconf = false; hoststxt = false; forward = "127.0.0.1@" .. DNS }
+else
+	modules[#modules + 1] = "stox_routes"
+end
+modules_enabled = modules
 -- XEP-0198 on s2s: what the gateway has not acknowledged (stored) is sent again on a new link
 -- rather than bounced (Prosody 0.12's default bounces it).
 smacks_enabled_s2s = true
@@ -48,7 +60,7 @@ if MODE == "secure" then
 	s2s_secure_auth = true
 else
 	s2s_secure_auth = false
-	s2s_insecure_domains = { "sip.test" }
+	s2s_insecure_domains = { "sip.test", "sip.internal" }
 end
 
 stox_routes = { ["sip.test"] = "127.0.0.1:" .. (ENV_STOX_GATEWAY_PORT or error("STOX_GATEWAY_PORT is not set")) }
