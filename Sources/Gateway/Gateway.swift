@@ -153,6 +153,9 @@ public final class Gateway: @unchecked Sendable {
                 slot.gateway = gateway
             }.get()
             try await gateway.restore()
+            // Only now: messages and presence are handled with the watchers and queue restored.
+            let held = try await gateway.loop.submit { slot.open() }.get()
+            if held > 0 { logger.info("stanzas that arrived during the start handled", metadata: ["count": "\(held)"]) }
         } catch {
             await domain.stop()
             _ = try? await gateway.xmpp?.shutdown().get()
@@ -199,10 +202,7 @@ public final class Gateway: @unchecked Sendable {
             let logger = self.logger
             let service = S2SService(
                 configuration: s2s, eventLoop: loop,
-                onStanza: { element, handled in
-                    guard let gateway = slot.gateway else { return }  // not started: unacknowledged, resent
-                    gateway.fromXMPP(element, handled: handled)
-                },
+                onStanza: { element, handled in slot.stanza(element, handled: handled) },
                 onEvent: { event in
                     metrics.linkEvent(event)
                     Self.log(event, logger)
@@ -227,7 +227,7 @@ public final class Gateway: @unchecked Sendable {
             let service = ComponentService(
                 configuration: .init(componentName: name, secret: secret, host: configuration.componentServer.host,
                                      port: configuration.componentServer.port),
-                eventLoop: loop, onStanza: { element in slot.gateway?.fromXMPP(element, handled: {}) },
+                eventLoop: loop, onStanza: { element in slot.stanza(element, handled: {}) },
                 onEvent: { event in
                     metrics.componentEvent(event, name: name)
                     switch event {
@@ -424,15 +424,74 @@ public final class Gateway: @unchecked Sendable {
     }
 }
 
-/// Queue rows delivered and not yet marked so in the store.
 /// Lets the domain's callbacks, made before the gateway exists, find it once it does.
 final class GatewaySlot: @unchecked Sendable {
     private let lock = NSLock()
     private var value: Gateway?
+    /// XMPP stanzas from the moment the s2s listener opens until the gateway is ready.
+    let stanzas = StanzaGate()
+
     var gateway: Gateway? {
         get { lock.withLock { value } }
         set { lock.withLock { value = newValue } }
     }
+
+    func stanza(_ element: XMLElement, handled: @escaping @Sendable () -> Void) {
+        stanzas.stanza(element, handled: handled)
+    }
+
+    /// The gateway is ready (its state restored): held stanzas go to it; returns how many.
+    @discardableResult
+    func open() -> Int {
+        guard let gateway else { return 0 }
+        return stanzas.open { element, handled in gateway.fromXMPP(element, handled: handled) }
+    }
+}
+
+/// Holds the inbound XMPP stanzas that arrive before their handler is ready, then hands them
+/// over in arrival order, so that each is handled or refused, never dropped. Dropping one was
+/// worse than losing it: on a stream with XEP-0198 a stanza never marked handled stops every
+/// later `<a/>` on that stream, and a peer resends only what it sent after stream management
+/// was enabled, so the peer's queue grows until it bounces.
+public final class StanzaGate: @unchecked Sendable {
+    public typealias Deliver = @Sendable (XMLElement, @escaping @Sendable () -> Void) -> Void
+    private let lock = NSLock()
+    private var deliver: Deliver?
+    private var early: [(element: XMLElement, handled: @Sendable () -> Void)] = []
+
+    public init() {}
+
+    /// A stanza: to the handler when open, else held.
+    public func stanza(_ element: XMLElement, handled: @escaping @Sendable () -> Void) {
+        let target: Deliver? = lock.withLock {
+            if let deliver { return deliver }
+            early.append((element, handled))
+            return nil
+        }
+        target?(element, handled)
+    }
+
+    /// Opens the gate: what was held goes to `deliver` first, in order, then new stanzas do.
+    /// Returns how many were held.
+    @discardableResult
+    public func open(_ deliver: @escaping Deliver) -> Int {
+        var handedOver = 0
+        while true {
+            // Stanzas arriving while the backlog is handed over join it, behind it.
+            let batch: [(element: XMLElement, handled: @Sendable () -> Void)] = lock.withLock {
+                let batch = early
+                early = []
+                if batch.isEmpty { self.deliver = deliver }
+                return batch
+            }
+            guard !batch.isEmpty else { return handedOver }
+            for stanza in batch { deliver(stanza.element, stanza.handled) }
+            handedOver += batch.count
+        }
+    }
+
+    /// Stanzas held now.
+    public var held: Int { lock.withLock { early.count } }
 }
 
 #if os(Linux)

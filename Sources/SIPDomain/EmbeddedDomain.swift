@@ -118,9 +118,9 @@ public final class EmbeddedDomain: @unchecked Sendable {
             event: { event in
                 switch event {
                 case .malformed(let address, let kind):
-                    refusals(SIPRefusal(kind: .malformed, source: "\(address)", reason: "malformed SIP: \(kind.words)"))
+                    refusals(SIPRefusal(kind: .malformed, source: address.hostAndPort, reason: "malformed SIP: \(kind.words)"))
                 case .strayResponse(let address):
-                    refusals(SIPRefusal(kind: .strayResponse, source: "\(address)", reason: "a response that matches no request we sent, dropped"))
+                    refusals(SIPRefusal(kind: .strayResponse, source: address.hostAndPort, reason: "a response that matches no request we sent, dropped"))
                 case .ackTimeout(let callID):
                     diagnostics("no ACK for the final response of INVITE \(callID) (Timer H)")
                 case .responseRerouted(let address):
@@ -328,12 +328,12 @@ public final class EmbeddedDomain: @unchecked Sendable {
         case .missing: challenge(server, realm: realm, proxy: proxy, stale: false)
         case .stale: challenge(server, realm: realm, proxy: proxy, stale: true)
         case .forged:
-            refusals(SIPRefusal(kind: .digestNonce, source: "\(server.source.address)",
+            refusals(SIPRefusal(kind: .digestNonce, source: server.source.address.hostAndPort,
                                 reason: "a nonce this gateway never issued, for \(realm)"))
             challenge(server, realm: realm, proxy: proxy, stale: false)
         case .rejected(let reason):
             let name = server.request.headers.values(header).compactMap(SIPAuthorization.parse).first { $0.realm == realm }?.username ?? "?"
-            refusals(SIPRefusal(kind: reason.contains("replay") ? .digestReplay : .digestFailed, source: "\(server.source.address)",
+            refusals(SIPRefusal(kind: reason.contains("replay") ? .digestReplay : .digestFailed, source: server.source.address.hostAndPort,
                                 reason: "\(name)@\(realm): \(reason)"))
             // One answer for every rejection: a different one for an unknown user would let
             // anyone enumerate users. The reason stays in the log.
@@ -656,6 +656,14 @@ public struct SIPRefusal: Sendable, CustomStringConvertible {
     public var reason: String
 
     public var description: String { "refused \(source): \(reason) [\(kind.rawValue)]" }
+}
+
+extension SocketAddress {
+    /// `192.0.2.1:5060` or `[2001:db8::1]:5060`: what a log line and a fail2ban filter want.
+    var hostAndPort: String {
+        guard let ip = ipAddress else { return "\(self)" }
+        return (ip.contains(":") ? "[\(ip)]" : ip) + ":\(port ?? 0)"
+    }
 }
 
 extension SIPParseError.Kind {

@@ -108,7 +108,9 @@ final class InboundLinkHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// Who the peer is, for the log: its domain when it said one, and its address.
     private func peer(_ context: ChannelHandlerContext) -> String {
-        let address = context.channel.remoteAddress.map { "\($0)" } ?? "unknown address"
+        let address = context.channel.remoteAddress.map { address in
+            address.ipAddress.map { ($0.contains(":") ? "[\($0)]" : $0) + ":\(address.port ?? 0)" } ?? "\(address)"
+        } ?? "unknown address"
         return negotiation.peerDomain.map { "\($0) (\(address))" } ?? address
     }
 
