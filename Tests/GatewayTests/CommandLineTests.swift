@@ -103,9 +103,8 @@ struct CommandLineTests {
 
     @Test("refusals leave one log line with who and why and a counter in /metrics: malformed SIP, hostile XML, a stream for an unknown host")
     func refusalsAreVisible() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stox-refusals-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let scratch = try ScratchDirectory("refusals"), directory = scratch.url
+        defer { scratch.remove() }
         let pki = try TestPKI()
         let gateway = try GatewayProcess(environment: try GatewayProcess.prepare(directory: directory, pki: pki), directory: directory, generation: 1)
         defer { Task { await gateway.kill9() } }
@@ -139,9 +138,8 @@ struct CommandLineTests {
 
     @Test("a UDP flood of 20,000 unauthenticated MESSAGEs: /health and OPTIONS answer within 1 s while their transactions expire, and SIGTERM stops the gateway")
     func udpFlood() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stox-flood-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let scratch = try ScratchDirectory("flood"), directory = scratch.url
+        defer { scratch.remove() }
         let pki = try TestPKI()
         let gateway = try GatewayProcess(environment: try GatewayProcess.prepare(directory: directory, pki: pki), directory: directory, generation: 1)
         #expect(await gateway.healthy(), "\(gateway.log)")
@@ -198,9 +196,8 @@ struct CommandLineTests {
 
     @Test("with the shipped digest settings, Debian's baresip 1.0 (MD5 only) and pjsua2 (offered SHA-256 first) both register")
     func shippedDigestLetsClientsRegister() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stox-digest-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let scratch = try ScratchDirectory("digest"), directory = scratch.url
+        defer { scratch.remove() }
         let pki = try TestPKI()
         // GatewayProcess.prepare leaves the digest keys as Config/stox.conf ships them.
         let gateway = try GatewayProcess(environment: try GatewayProcess.prepare(directory: directory, pki: pki), directory: directory, generation: 1)

@@ -12,9 +12,8 @@ struct FederationDNSTests {
     @Test("ejabberd 23.01 with s2s_use_starttls: required reaches the gateway and back, found through SRV: dialback verification negotiates STARTTLS")
     func ejabberdRequiredStartTLS() async throws {
         try #require(Ejabberd.available && DNSMasq.available, "ejabberd and dnsmasq are installed by Tests/install-peers.sh")
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stox-ejabberd-gw-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let scratch = try ScratchDirectory("ejabberd-gw"), directory = scratch.url
+        defer { scratch.remove() }
         let pki = try TestPKI()
         let dns = try DNSMasq(port: Self.dnsPort, zones: ["test"], hosts: ["sip.test": "127.0.0.1", "e.test": "127.0.0.1"], srv: [
             .init("_xmpp-server._tcp.sip.test", port: GatewayProcess.s2sPort),
@@ -53,9 +52,8 @@ struct FederationDNSTests {
     @Test("Prosody 0.12 finds the gateway through SRV (dnsmasq on loopback) and the gateway finds Prosody the same way: dialback over TLS both ways, messages both ways")
     func prosodyThroughSRV() async throws {
         try #require(DNSMasq.available, "dnsmasq is installed by Tests/install-peers.sh")
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stox-srv-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let scratch = try ScratchDirectory("srv"), directory = scratch.url
+        defer { scratch.remove() }
         let pki = try TestPKI()
         // Prosody's resolver (libunbound) refuses *.test by design: the gateway serves sip.internal.
         let dns = try DNSMasq(port: Self.dnsPort, zones: ["test", "internal"],

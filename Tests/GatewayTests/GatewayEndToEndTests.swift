@@ -312,9 +312,8 @@ struct GatewayDurabilityTests {
 struct GatewayCrashTests {
     @Test("a MESSAGE retransmitted after kill -9 and a restart is authenticated with its old nonce and recognised as a resend: one copy, one stanza id")
     func retransmissionAfterRestart() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stox-resend-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let scratch = try ScratchDirectory("resend"), directory = scratch.url
+        defer { scratch.remove() }
         let pki = try TestPKI()
         let environment = try GatewayProcess.prepare(directory: directory, pki: pki)
         var gateway = try GatewayProcess(environment: environment, directory: directory, generation: 1)
@@ -370,9 +369,8 @@ struct GatewayCrashTests {
 
     @Test("kill -9 in the middle of bursts both ways, then a restart: nothing is lost silently, and the XMPP watcher keeps its authorization")
     func killNine() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("stox-crash-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let scratch = try ScratchDirectory("crash"), directory = scratch.url
+        defer { scratch.remove() }
         let pki = try TestPKI()
         let environment = try GatewayProcess.prepare(directory: directory, pki: pki)
         var gateway = try GatewayProcess(environment: environment, directory: directory, generation: 1)

@@ -82,3 +82,16 @@ public struct Manifest: Sendable {
         }
     }
 }
+
+/// A fresh directory under the temporary directory, where a test keeps a gateway's store, log and
+/// certificates; `remove()` it when done (a `defer` beside its creation).
+public final class ScratchDirectory: @unchecked Sendable {
+    public let url: URL
+
+    public init(_ name: String) throws {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("stox-\(name)-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+
+    public func remove() { try? FileManager.default.removeItem(at: url) }
+}
