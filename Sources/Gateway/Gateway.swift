@@ -126,7 +126,8 @@ public final class Gateway: @unchecked Sendable {
             presenceRules: tables.presenceRules)
         domainConfiguration.sha256UserAgents = configuration.sha256UserAgents
         let diagnosticsLogger = logger
-        let refusalMetrics = GatewayMetrics()
+        // Made before the domain starts: its refusals are counted from the first request.
+        let gatewayMetrics = GatewayMetrics()
         let domain = try await EmbeddedDomain.start(
             domainConfiguration, edge: sip, store: store, group: group,
             foreign: { server, sender in slot.gateway?.fromSIP(server, sender: sender) },
@@ -139,12 +140,12 @@ public final class Gateway: @unchecked Sendable {
             refusals: { refusal in
                 // One line per refused request or dropped input, with who and why: what an
                 // operator reads and a fail2ban filter matches (`sip request refused ... source=`).
-                refusalMetrics.refused(refusal.kind.rawValue)
+                gatewayMetrics.refused(refusal.kind.rawValue)
                 diagnosticsLogger.notice("sip request refused", metadata: [
                     "component": "sip", "source": "\(refusal.source)", "kind": "\(refusal.kind.rawValue)", "reason": "\(refusal.reason)"])
             })
         let gateway = Gateway(configuration: configuration, loop: domain.edge.eventLoop, store: store, mappings: mappings, logger: logger,
-                              metrics: refusalMetrics)
+                              metrics: gatewayMetrics)
         gateway.tables = tables
         gateway.domain = domain
         do {

@@ -15,20 +15,21 @@ struct StanzaGateTests {
         let gate = StanzaGate()
         let delivered = Mutex<[String]>([])
         let acknowledged = Mutex(0)
-        // A peer that starts sending the moment the listener is up, while the gateway restores.
+        // A peer that starts sending the moment the listener is up: 500 stanzas before the
+        // gateway is ready, and more while it opens.
+        for n in 0..<500 { gate.stanza(Self.message(n)) { acknowledged.withLock { $0 += 1 } } }
         let sender = Task.detached {
-            for n in 0..<2_000 {
+            for n in 500..<2_000 {
                 gate.stanza(Self.message(n)) { acknowledged.withLock { $0 += 1 } }
                 if n % 100 == 0 { await Task.yield() }
             }
         }
-        try await Task.sleep(for: .milliseconds(5))
         let held = gate.open { element, handled in
             delivered.withLock { $0.append(element.attribute("id") ?? "?") }
             handled()
         }
         await sender.value
-        #expect(held > 0, "the test should catch stanzas before the gateway is ready")
+        #expect(held >= 500, "what came before the gateway was ready waited for it")
         let ids = delivered.withLock { $0 }
         #expect(ids == (0..<2_000).map { "m\($0)" }, "every stanza once, in order")
         #expect(acknowledged.withLock { $0 } == 2_000, "every stanza marked handled (XEP-0198)")

@@ -20,6 +20,26 @@ private func setTimeout(_ fd: Int32, _ seconds: Double) {
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &value, socklen_t(MemoryLayout<timeval>.size))
 }
 
+/// A socket of `type` bound to 127.0.0.1 on an ephemeral port, with that port.
+private func boundLoopbackSocket(_ type: Int32) throws -> (fd: Int32, port: Int) {
+    let fd = socket(AF_INET, type, 0)
+    guard fd >= 0 else { throw SocketError(call: "socket", code: errno) }
+    var address = loopback(port: 0)
+    let bound = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard bound == 0 else {
+        close(fd)
+        throw SocketError(call: "bind", code: errno)
+    }
+    var local = sockaddr_in()
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &local) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+    }
+    return (fd, Int(UInt16(bigEndian: local.sin_port)))
+}
+
 private func loopback(port: Int, host: String = "127.0.0.1") -> sockaddr_in {
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
@@ -33,20 +53,7 @@ public final class UDPClient: @unchecked Sendable {
     public let port: Int
 
     public init() throws {
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        self.fd = fd
-        guard fd >= 0 else { throw SocketError(call: "socket", code: errno) }
-        var address = loopback(port: 0)
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0 else { throw SocketError(call: "bind", code: errno) }
-        var local = sockaddr_in()
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &local) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        port = Int(UInt16(bigEndian: local.sin_port))
+        (fd, port) = try boundLoopbackSocket(Int32(SOCK_DGRAM.rawValue))
     }
 
     deinit { close(fd) }
@@ -157,20 +164,8 @@ public final class TCPListener: @unchecked Sendable {
     public let port: Int
 
     public init() throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        self.fd = fd
-        guard fd >= 0 else { throw SocketError(call: "socket", code: errno) }
-        var address = loopback(port: 0)
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0, listen(fd, 8) == 0 else { throw SocketError(call: "bind/listen", code: errno) }
-        var local = sockaddr_in()
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &local) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        port = Int(UInt16(bigEndian: local.sin_port))
+        (fd, port) = try boundLoopbackSocket(Int32(SOCK_STREAM.rawValue))
+        guard listen(fd, 8) == 0 else { throw SocketError(call: "listen", code: errno) }
     }
 
     deinit { close(fd) }
