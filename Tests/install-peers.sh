@@ -11,7 +11,7 @@
 # policy-rc.d that refuses service starts is in place unless one already exists.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-packages=(prosody python3-slixmpp openssl sip-tester python3-venv kamailio baresip-core ejabberd dnsmasq-base lua-unbound)
+packages=(prosody python3-slixmpp openssl sip-tester python3-venv kamailio kamailio-presence-modules baresip-core ejabberd dnsmasq-base lua-unbound)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

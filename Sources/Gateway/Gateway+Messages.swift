@@ -65,7 +65,8 @@ extension Gateway {
             ])
             return
         }
-        guard let from = message.from, let to = message.to, let aor = aor(of: to), domain.configuration.serves(aor.split(separator: "@").last.map(String.init) ?? "")
+        guard let from = message.from, let to = message.to, let aor = aor(of: to),
+              domain.configuration.serves(aor.split(separator: "@").last.map(String.init) ?? "") || isPeer(aor)
         else {
             return bounce(message, StanzaError(.itemNotFound, text: "no such SIP user here"))
         }
@@ -75,7 +76,7 @@ extension Gateway {
         }
         let translated: Translated<SIPRequest?>
         do {
-            translated = try toSIP.message(message)
+            translated = try toSIP.message(message, session: peerUsesSessions(aor), congestionControlled: reachedOverTCP(aor))
         } catch {
             metrics.error("translation")
             return bounce(message, error.error)
@@ -83,7 +84,8 @@ extension Gateway {
         guard let request = translated.value else { return }  // a lone receipt, an unmapped chat state
         if message.bodies.isEmpty {
             // A chat state: ephemeral (XEP-0085 §5.2 notifications are not stored), not queued,
-            // and never answered with an error.
+            // and never answered with an error. A session peer takes it only inside a session.
+            if peerUsesSessions(aor) { return }
             domain.deliver(complete(request), to: aor, budget: nil) { _ in }
             metrics.translated("xmpp-to-sip", kind: "chat-state")
             return
@@ -115,6 +117,9 @@ extension Gateway {
     /// Forks the MESSAGE to the user's endpoints; the fate decides the answer to the XMPP
     /// sender: a receipt only after a 2xx (XEP-0184), an error from the tables otherwise.
     func deliverToSIP(id: Int64, message: XMPPMessage, request: SIPRequest, aor: String) {
+        if peerUsesSessions(aor), let from = message.from {
+            return deliverInSession(id: id, message: message, request: request, aor: aor, from: from.bare)
+        }
         domain.deliver(complete(request), to: aor, budget: nil) { [self] outcome in
             // RFC 6120 §8.3.3.19: only a watcher may learn that the user is unavailable.
             let authorized = message.from.map { xmppWatchers[aor]?[$0.bare] == .active } ?? false
@@ -293,10 +298,15 @@ extension Gateway {
     }
 
     private func sessionEvent(_ event: IMSessionEvent, invite: SIPRequest, key: SessionKey) {
-        var request = SIPRequest(method: .message, uri: invite.uri)
-        request.headers.add(.from, invite.headers[.from] ?? "")
-        request.headers.add(.to, invite.headers[.to] ?? "")
-        if let callID = invite.callID { request.headers.add(.callID, callID) }
+        sessionEvent(event, uri: invite.uri, from: invite.headers[.from] ?? "", to: invite.headers[.to] ?? "", callID: invite.callID, key: key)
+    }
+
+    /// An event of a session, as a MESSAGE from the SIP user (`from`) to the XMPP user would be.
+    func sessionEvent(_ event: IMSessionEvent, uri: SIPURI, from: String, to: String, callID: String?, key: SessionKey) {
+        var request = SIPRequest(method: .message, uri: uri)
+        request.headers.add(.from, from)
+        request.headers.add(.to, to)
+        if let callID { request.headers.add(.callID, callID) }
         switch event {
         case .message(let contentType, let body):
             request.headers.add(.contentType, contentType.description)
@@ -305,7 +315,7 @@ extension Gateway {
             request.headers.add(.contentType, SIPMediaType.isComposing.essence)
             request.body = IsComposingDocument(state: active ? .active : .idle, contentType: "text/plain").serialized()
         case .closed:
-            sessions[key] = nil
+            if sessions[key]?.closed ?? true { sessions[key] = nil }
             return
         }
         do {
@@ -342,6 +352,94 @@ extension Gateway {
         }
     }
 
+    // MARK: Peer networks that take sessions, and the pager limit
+
+    /// Whether messages to `aor` travel in Lync-style sessions (`sip.peer_im = domain=session`).
+    func peerUsesSessions(_ aor: String) -> Bool {
+        domain.configuration.peer(for: String(aor.split(separator: "@").last ?? ""))?.messaging == .session
+    }
+
+    /// Whether a MESSAGE to `aor` goes over TCP or TLS whatever its size: a peer's proxy reached
+    /// over a stream, or over UDP with a TCP listener here, which the edge uses for anything
+    /// over 1,300 bytes (RFC 3261 §18.1.1). A local user's endpoint may be reachable over UDP
+    /// only, so the pager limit stays for them.
+    func reachedOverTCP(_ aor: String) -> Bool {
+        guard let peer = domain.configuration.peer(for: String(aor.split(separator: "@").last ?? "")) else { return false }
+        if let hop = peer.nextHop, hop.transport != .udp { return true }
+        return configuration.sipTCPPort != nil
+    }
+
+    /// A stored message to a session peer's user: in the session the XMPP user has with them,
+    /// opened by this message when there is none (the first message rides the INVITE in
+    /// `ms-text-format`). Messages that arrive while it opens wait for it, in order.
+    func deliverInSession(id: Int64, message: XMPPMessage, request: SIPRequest, aor: String, from: JID) {
+        let key = SessionKey(local: aor, remote: from)
+        let entry = PendingSessionMessage(id: id, message: message, request: request)
+        if let session = sessions[key], !session.closed {
+            return sendStored(entry, in: session)
+        }
+        if sessionsOpening[key] != nil {
+            sessionsOpening[key]?.append(entry)
+            return
+        }
+        sessionsOpening[key] = [entry]
+        let caller = SIPNameAddress(uri: request.from?.uri ?? SIPURI(scheme: .sip, user: nil, host: "invalid"))
+        var type = request.contentType ?? .textPlain
+        if type.parameters["charset"] == nil { type.parameters.set("charset", .some("UTF-8")) }
+        let first = MSTextFormat(contentType: type, body: request.body)
+        let (fromHeader, toHeader) = (request.headers[.to] ?? "<sip:\(aor)>", "<\(caller.uri)>")
+        let uri = caller.uri
+        Task { [self, domain] in
+            let opened = await domain!.openSession(from: caller, to: aor, first: first) { [weak self] event in
+                guard let self else { return }
+                loop.execute { self.sessionEvent(event, uri: uri, from: fromHeader, to: toHeader, callID: nil, key: key) }
+            }
+            loop.execute { [self] in
+                let waiting = sessionsOpening.removeValue(forKey: key) ?? []
+                switch opened {
+                case .success(let session):
+                    sessions[key]?.close()
+                    sessions[key] = session
+                    // The first message went with the INVITE: accepted with the session.
+                    if let head = waiting.first { settled(head, by: .accepted(SIPResponse(statusCode: 200), contact: SIPNameAddress(uri: SIPURI("sip:\(aor)") ?? uri))) }
+                    for entry in waiting.dropFirst() { sendStored(entry, in: session) }
+                case .failure(let failure):
+                    for entry in waiting { settled(entry, by: failure.outcome) }
+                }
+            }
+        }
+    }
+
+    private func sendStored(_ entry: PendingSessionMessage, in session: IMSession) {
+        let text = entry.message.body ?? ""
+        Task { [self] in
+            let delivered = await session.send(text: text)
+            loop.execute { [self] in
+                settled(entry, by: delivered ? .accepted(SIPResponse(statusCode: 200), contact: SIPNameAddress(uri: session.remoteURI))
+                                             : .failed(best: SIPResponse(statusCode: 481, reasonPhrase: "The IM Session Ended")))
+            }
+        }
+    }
+
+    /// The fate of a stored message to a session peer, told to the XMPP sender as for a MESSAGE.
+    private func settled(_ entry: PendingSessionMessage, by outcome: SIPDeliveryOutcome) {
+        let aor = entry.request.uri.addressOfRecord.description.replacingOccurrences(of: "sip:", with: "")
+        let authorized = entry.message.from.map { xmppWatchers[aor]?[$0.bare] == .active } ?? false
+        switch outcome {
+        case .accepted(let response, _):
+            metrics.translated("xmpp-to-sip", kind: "session")
+            if let receipt = toXMPP.receipt(for: entry.message, after: response).value { send(receipt.element()) }
+        case .failed(let best):
+            let response = best ?? SIPResponse(statusCode: 480, reasonPhrase: "Not Accepted")
+            metrics.error("sip-\(response.statusCode)")
+            bounce(entry.message, toXMPP.error(response, senderAuthorized: authorized).value)
+        case .offline:
+            metrics.error("sip-480")
+            bounce(entry.message, toXMPP.error(SIPResponse(statusCode: 480, reasonPhrase: "User Offline"), senderAuthorized: authorized).value)
+        }
+        acknowledge(entry.id)
+    }
+
     // MARK: Redelivery
 
     /// Messages a previous run left in the queue (accepted from their senders, fate unknown):
@@ -374,7 +472,8 @@ extension Gateway {
                 }
                 for row in towardSIP {
                     guard let element = try? XMLDocumentParser.parse(row.payload), let message = try? XMPPMessage(element: element),
-                          let request = try? toSIP.message(message).value else {
+                          let request = try? toSIP.message(message, session: peerUsesSessions(row.destination),
+                                                           congestionControlled: reachedOverTCP(row.destination)).value else {
                         acknowledge(row.id)
                         continue
                     }

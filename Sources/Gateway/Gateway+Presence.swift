@@ -21,10 +21,18 @@ extension Gateway {
     func xmppPresence(_ presence: XMPPPresence) {
         guard let from = presence.from, let to = presence.to, let local = aor(of: to), let remote = aor(of: from) else { return }
         let localIsServed = domain.configuration.serves(local.split(separator: "@").last.map(String.init) ?? "")
-        guard localIsServed else { return }
+        let peer = isPeer(local)
+        guard localIsServed || peer else { return }
         switch presence.type {
+        case .subscribe where peer:
+            peerSubscribe(presence, watcher: from.bare, watcherAOR: remote, presentity: local)
         case .subscribe:
             xmppSubscribe(watcher: from.bare, watcherAOR: remote, presentity: local)
+        case .unsubscribe where peer:
+            peerWatcherLeft(from.bare, presentity: local)
+            if let me = jid(ofAOR: local) { send(XMPPPresence(from: me.bare, to: from.bare, type: .unavailable).element()) }
+        case .probe where peer:
+            peerProbe(from: from.bare, presentity: local)
         case .unsubscribe:
             // RFC 6121 §3.3: the subscription ends; the contact's server sends unavailable.
             if xmppWatchers[local]?.removeValue(forKey: from.bare) != nil {

@@ -59,6 +59,11 @@ public final class Gateway: @unchecked Sendable {
     /// their SIP watchers were last told (without `to`); an empty entry: told they are offline.
     var foreignResources: [String: [String: XMPPPresence]] = [:]
     var pendingPoll: RepeatedTask?
+    // Peer presence (Gateway+PeerPresence.swift).
+    /// Peer users whose network authorized the gateway's subscription (a NOTIFY said active).
+    var peerAuthorized: Set<String> = []
+    /// What each peer user's XMPP watchers were last sent (without `to`): one per resource.
+    var peerPresences: [String: [XMPPPresence]] = [:]
     var pruneTask: RepeatedTask?
     // Messages (Gateway+Messages.swift).
     /// Lync-style IM sessions a local user opened towards an XMPP user, by (local, remote).
@@ -68,9 +73,18 @@ public final class Gateway: @unchecked Sendable {
     /// Queue rows older than this were left by a previous run.
     let startedAt = Date()
 
+    /// Sessions to a session peer's user being opened, with the stored messages waiting for it.
+    var sessionsOpening: [SessionKey: [PendingSessionMessage]] = [:]
+
     struct SessionKey: Hashable {
         let local: String
         let remote: JID
+    }
+
+    struct PendingSessionMessage {
+        let id: Int64
+        let message: XMPPMessage
+        let request: SIPRequest
     }
 
     init(configuration: GatewayConfiguration, loop: any EventLoop, store: GatewayStore, mappings: MappingSet, logger: Logger,
@@ -125,6 +139,9 @@ public final class Gateway: @unchecked Sendable {
             watcherPolicy: configuration.watcherPolicy, digestAlgorithms: configuration.digestAlgorithms,
             presenceRules: tables.presenceRules)
         domainConfiguration.sha256UserAgents = configuration.sha256UserAgents
+        domainConfiguration.peerDomains = configuration.sipPeers
+        // RFC 3263 lookups for peer domains without a proxy ask the same server as SRV for XMPP.
+        domainConfiguration.dnsServer = configuration.dnsServer.flatMap { try? SocketAddress(ipAddress: $0.host, port: $0.port) }
         let diagnosticsLogger = logger
         // Made before the domain starts: its refusals are counted from the first request.
         let gatewayMetrics = GatewayMetrics()
@@ -172,6 +189,7 @@ public final class Gateway: @unchecked Sendable {
         logger.info("gateway started", metadata: [
             "sip_udp_receive_buffer": "\(domain.edge.udpReceiveBufferGranted.map { String($0 / 2) } ?? "none")",
             "sip": "\(configuration.sipDomains.joined(separator: ","))",
+            "sip_peers": "\(configuration.sipPeers.map(\.domain).joined(separator: ","))",
             "xmpp": "\(gateway.xmppDomains.sorted().joined(separator: ","))",
             "mode": "\(configuration.xmppMode.rawValue)",
         ])
@@ -179,7 +197,8 @@ public final class Gateway: @unchecked Sendable {
     }
 
     private func startXMPP(slot: GatewaySlot) async throws {
-        for domain in configuration.sipDomains {
+        // Peer networks' users are presented to XMPP too: the gateway answers for their domains.
+        for domain in configuration.sipDomains + configuration.sipPeers.map(\.domain) {
             let jid = try toXMPP.addresses.jid(SIPURI(scheme: .sip, user: nil, host: domain)).value
             xmppDomains.insert(jid.domainpart)
         }
@@ -285,10 +304,11 @@ public final class Gateway: @unchecked Sendable {
             }
             // Each authorized XMPP watcher gets the current presence: it may have changed while
             // the gateway was down (a publication expired, an endpoint signed out).
-            for (presentity, watchers) in xmppWatchers {
+            for (presentity, watchers) in xmppWatchers where !isPeer(presentity) {
                 let active = watchers.filter { $0.value == .active }.map(\.key)
                 if !active.isEmpty { sendPresence(of: presentity, to: active, force: true) }
             }
+            restorePeerSubscriptions()
             startPendingPoll()
             startPruning()
             redeliverLeftovers()

@@ -1,6 +1,8 @@
 import Foundation
+import NIOCore
 import SIPCore
 import SIPDomain
+import SIPEdge
 import XMPPCore
 
 /// Everything `stox run` needs, read from one file (`Config/stox.conf`) with environment
@@ -42,6 +44,14 @@ public struct GatewayConfiguration: Sendable {
     /// algorithm they cannot compute, even with MD5 beside it (Config/stox.conf explains).
     public var digestAlgorithms: [DigestAlgorithm] = [.md5]
     public var sha256UserAgents: [String] = ["PJSUA"]
+    /// Peer mode: SIP domains another SIP network serves, with the proxy their requests go to
+    /// (nil: found through RFC 3263).
+    public var peerProxies: [String: SIPURI?] = [:]
+    /// The addresses trusted to speak for a peer domain's users; a domain not listed trusts its
+    /// proxy's address.
+    public var peerTrusted: [String: [String]] = [:]
+    /// How messages from XMPP reach a peer domain's users; pager when not listed.
+    public var peerMessaging: [String: SIPPeerDomain.Messaging] = [:]
 
     // XMPP
     public var xmppMode: XMPPMode = .s2s
@@ -82,6 +92,7 @@ public struct GatewayConfiguration: Sendable {
     public static let keys: [String] = [
         "sip.domains", "sip.listen", "sip.udp_port", "sip.tcp_port", "sip.tls_port", "sip.udp_receive_buffer", "sip.certificate", "sip.key",
         "sip.watcher_policy", "sip.accept_timeout.desktop", "sip.accept_timeout.mobile", "sip.digest_algorithms", "sip.digest_sha256_agents",
+        "sip.peer_domains", "sip.peer_trusted", "sip.peer_im",
         "xmpp.mode", "xmpp.listen", "xmpp.port", "xmpp.direct_tls_port", "xmpp.certificate", "xmpp.key", "xmpp.ca", "xmpp.dialback_secret",
         "xmpp.peer_policy", "xmpp.peer_policies", "xmpp.peer_rate", "xmpp.routes", "xmpp.dns_server",
         "xmpp.component.name", "xmpp.component.server", "xmpp.component.secret",
@@ -157,8 +168,8 @@ public struct GatewayConfiguration: Sendable {
         let optional: String? = value.isEmpty ? nil : value
         switch key {
         case "sip.domains":
+            // Empty: the gateway serves no SIP domain itself, only peer domains (sip.peer_domains).
             let domains = Self.list(value).map { $0.lowercased() }
-            guard !domains.isEmpty else { throw BadValue("at least one domain is needed") }
             for domain in domains where (try? JID(parsing: domain)) == nil || domain.contains("@") || domain.contains("/") {
                 throw BadValue("\(domain) is not a domain name")
             }
@@ -188,6 +199,30 @@ public struct GatewayConfiguration: Sendable {
             guard !algorithms.isEmpty else { throw BadValue("at least one algorithm is needed") }
             digestAlgorithms = algorithms
         case "sip.digest_sha256_agents": sha256UserAgents = Self.list(value)
+        case "sip.peer_domains":
+            var proxies: [String: SIPURI?] = [:]
+            for item in Self.list(value) {
+                guard let equals = item.firstIndex(of: "=") else { throw BadValue("\(item): expected domain=proxy (proxy may be empty: RFC 3263)") }
+                let domain = try Self.domainName(String(item[..<equals]).trimmingCharacters(in: .whitespaces))
+                let proxy = item[item.index(after: equals)...].trimmingCharacters(in: .whitespaces)
+                guard proxies[domain] == nil else { throw BadValue("\(domain): listed twice") }
+                proxies[domain] = proxy.isEmpty ? .some(nil) : .some(try Self.proxyURI(proxy))
+            }
+            peerProxies = proxies
+        case "sip.peer_trusted":
+            peerTrusted = try Self.perDomain(value, separator: "=", expected: "domain=address|address") { (addresses: String) throws(BadValue) -> [String] in
+                let list = addresses.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+                guard !list.isEmpty else { throw BadValue("\(addresses): expected one or more IP addresses separated by |") }
+                for address in list where (try? SocketAddress(ipAddress: address, port: 0)) == nil {
+                    throw BadValue("\(address) is not an IP address (requests are trusted by their source address)")
+                }
+                return list
+            }
+        case "sip.peer_im":
+            peerMessaging = try Self.perDomain(value, separator: "=", expected: "domain=pager or domain=session") { (mode: String) throws(BadValue) -> SIPPeerDomain.Messaging in
+                guard let messaging = SIPPeerDomain.Messaging(rawValue: mode) else { throw BadValue("\(mode): expected pager or session") }
+                return messaging
+            }
         case "xmpp.mode":
             guard let mode = XMPPMode(rawValue: value) else { throw BadValue("\(value): expected s2s or component") }
             xmppMode = mode
@@ -241,6 +276,24 @@ public struct GatewayConfiguration: Sendable {
         if (sipCertificate == nil) != (sipKey == nil) { problems.append("sip.certificate, sip.key: set both or neither") }
         if sipTLSPort != nil, sipCertificate == nil { problems.append("sip.tls_port: needs sip.certificate and sip.key") }
         if sipUDPPort == nil, sipTCPPort == nil, sipTLSPort == nil { problems.append("sip.udp_port, sip.tcp_port, sip.tls_port: no SIP listener") }
+        if sipDomains.isEmpty, peerProxies.isEmpty { problems.append("sip.domains, sip.peer_domains: no SIP domain, served or peered: the gateway would carry nothing") }
+        for domain in peerProxies.keys.sorted() where sipDomains.contains(domain) {
+            problems.append("sip.peer_domains: \(domain) is also in sip.domains: a domain is served here or by a peer network, not both")
+        }
+        for domain in peerTrusted.keys.sorted() where peerProxies[domain] == nil {
+            problems.append("sip.peer_trusted: \(domain) is not in sip.peer_domains")
+        }
+        for domain in peerMessaging.keys.sorted() where peerProxies[domain] == nil {
+            problems.append("sip.peer_im: \(domain) is not in sip.peer_domains")
+        }
+        for (domain, proxy) in peerProxies.sorted(by: { $0.key < $1.key }) where proxy == nil && peerTrusted[domain] == nil {
+            problems.append("sip.peer_trusted: \(domain) finds its proxy through DNS, so the addresses trusted to speak for its users must be listed")
+        }
+        for (domain, proxy) in peerProxies.sorted(by: { $0.key < $1.key }) {
+            if let proxy, proxy.transport?.lowercased() == "tls" || proxy.scheme == .sips, sipCertificate == nil {
+                problems.append("sip.peer_domains: \(domain) is reached over TLS: needs sip.certificate and sip.key")
+            }
+        }
         if (xmppCertificate == nil) != (xmppKey == nil) { problems.append("xmpp.certificate, xmpp.key: set both or neither") }
         if xmppDirectTLSPort != nil, xmppCertificate == nil { problems.append("xmpp.direct_tls_port: needs xmpp.certificate and xmpp.key") }
         if xmppMode == .component {
@@ -248,6 +301,50 @@ public struct GatewayConfiguration: Sendable {
             if componentSecret == nil { problems.append("xmpp.component.secret: needed in component mode (there is no default secret)") }
         }
         return problems
+    }
+
+    /// The SIP domains of peer networks, with what their users' requests go to and come from.
+    public var sipPeers: [SIPPeerDomain] {
+        peerProxies.keys.sorted().map { domain in
+            let proxy = peerProxies[domain] ?? nil
+            let target = proxy.flatMap(Self.target)
+            var peer = SIPPeerDomain(domain: domain, nextHop: target, trustedAddresses: peerTrusted[domain].map(Set.init))
+            peer.messaging = peerMessaging[domain] ?? .pager
+            if var hop = peer.nextHop, hop.transport == .tls {
+                // RFC 5922 §7: the proxy's certificate must name the domain it serves.
+                hop.serverName = domain
+                peer.nextHop = hop
+            }
+            return peer
+        }
+    }
+
+    /// Where a proxy URI points: its transport (UDP unless said, TLS for sips) and address.
+    static func target(_ uri: SIPURI) -> SIPTarget? {
+        let secure = uri.scheme == .sips || uri.transport?.lowercased() == "tls"
+        let transport: SIPSource.Transport = secure ? .tls : uri.transport?.lowercased() == "tcp" ? .tcp : .udp
+        let host = uri.host.hasPrefix("[") ? String(uri.host.dropFirst().dropLast()) : uri.host
+        guard let address = try? SocketAddress(ipAddress: host, port: Int(uri.port ?? (secure ? 5061 : 5060))) else { return nil }
+        return SIPTarget(transport: transport, address: address)
+    }
+
+    static func proxyURI(_ value: String) throws(BadValue) -> SIPURI {
+        guard let uri = SIPURI(value), uri.isSIP else { throw BadValue("\(value): expected a SIP URI such as sip:10.0.0.5:5061;transport=tls") }
+        if let transport = uri.transport?.lowercased(), !["udp", "tcp", "tls"].contains(transport) {
+            throw BadValue("\(value): transport=\(transport): expected udp, tcp or tls")
+        }
+        guard target(uri) != nil else {
+            throw BadValue("\(value): the proxy is given by its IP address (leave it empty to find it through RFC 3263 DNS records)")
+        }
+        return uri
+    }
+
+    static func domainName(_ value: String) throws(BadValue) -> String {
+        let domain = value.lowercased()
+        guard !domain.isEmpty, (try? JID(parsing: domain)) != nil, !domain.contains("@"), !domain.contains("/") else {
+            throw BadValue("\(value) is not a domain name")
+        }
+        return domain
     }
 
     static func list(_ value: String) -> [String] {

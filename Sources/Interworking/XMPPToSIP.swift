@@ -20,7 +20,9 @@ public struct XMPPToSIP: Sendable {
     /// A `<message/>` as a SIP MESSAGE, or `nil` when nothing in it has a SIP form (a lone
     /// receipt, a chat state mapped to nothing). A pager message over the pager limit is refused
     /// with `policy-violation` (RFC 7572 §6) unless it travels in a session (`session: true`).
-    public func message(_ message: XMPPMessage, session: Bool = false) throws(TranslationRefusal) -> Translated<SIPRequest?> {
+    /// `congestionControlled`: the MESSAGE will travel over TCP or TLS (RFC 3428 §5 limits only
+    /// what goes over UDP), so the pager limit does not apply either.
+    public func message(_ message: XMPPMessage, session: Bool = false, congestionControlled: Bool = false) throws(TranslationRefusal) -> Translated<SIPRequest?> {
         var diagnostics: [String] = []
         guard message.effectiveType != .error else {
             throw TranslationRefusal(.badRequest, "an error message is answered as an error, not sent as a MESSAGE")
@@ -61,7 +63,7 @@ public struct XMPPToSIP: Sendable {
                 diagnostics.append("dropped <\(element.name) xmlns='\(element.namespace)'/>: no SIP equivalent")
             }
         }
-        if !session {
+        if !session && !congestionControlled {
             let size = request.serialized().count
             if size > mappings.pagerMaxBytes {
                 throw TranslationRefusal(

@@ -36,6 +36,11 @@ public final class EmbeddedDomain: @unchecked Sendable {
     var decisionPoll: RepeatedTask?
     // IM sessions (EmbeddedDomain+Sessions.swift).
     var sessions: [SIPDialog.ID: IMSession] = [:]
+    // Subscriptions to peer networks' users (EmbeddedDomain+Subscriber.swift), by presentity.
+    var peerSubscriptions: [String: PeerSubscriptionState] = [:]
+    var peerSubscriptionsByCallID: [String: String] = [:]
+    /// Unsubscribes sent and not yet answered: a stop waits for them briefly.
+    var peerUnsubscribing = 0
     /// Requests for domains this gateway does not serve (the XMPP side, in the gateway).
     private let foreign: ForeignHandler?
     /// Where failures that no SIP response can carry are reported (the gateway logs them).
@@ -50,7 +55,7 @@ public final class EmbeddedDomain: @unchecked Sendable {
     /// The current documents of foreign presentities that local users watch.
     var foreignDocuments: [String: PIDFDocument] = [:]
 
-    static let allowedMethods: [SIPMethod] = [.register, .message, .subscribe, .publish, .options, .invite, .ack, .bye, .cancel]
+    static let allowedMethods: [SIPMethod] = [.register, .message, .subscribe, .notify, .publish, .options, .invite, .ack, .bye, .cancel]
 
     /// Requests for domains this gateway does not serve (the XMPP side), with the local sender
     /// they come from, authenticated.
@@ -143,9 +148,10 @@ public final class EmbeddedDomain: @unchecked Sendable {
         try? await loop.submit { [self] in
             terminateAllSubscriptions()
             closeAllSessions()
+            endAllPeerSubscriptions()
         }.get()
         for _ in 0..<25 {
-            let pending = (try? await loop.submit { [self] in subscriptions.count + sessions.count }.get()) ?? 0
+            let pending = (try? await loop.submit { [self] in subscriptions.count + sessions.count + peerUnsubscribing }.get()) ?? 0
             if pending == 0 { break }
             try? await Task.sleep(for: .milliseconds(20))
         }
@@ -159,6 +165,10 @@ public final class EmbeddedDomain: @unchecked Sendable {
     /// Routes one request from the edge (on the loop).
     func handle(_ server: SIPServerRequest) {
         let request = server.request
+        if request.method == .notify {
+            // The only NOTIFYs the domain takes are for its own subscriptions to peer users.
+            return peerNotify(server)
+        }
         if request.to?.tag != nil, request.method != .subscribe {
             // Inside a dialog: an IM session's MESSAGE, BYE, re-INVITE (a SUBSCRIBE refresh
             // goes to its subscription below).
@@ -378,6 +388,8 @@ public final class EmbeddedDomain: @unchecked Sendable {
            let sender = from.uri.decodedUser {
             // Peer mode: the peer network vouches for its users; only its proxies may speak for it.
             guard let ip = server.source.address.ipAddress, peer.trustedAddresses.contains(ip) else {
+                refusals(SIPRefusal(kind: .untrustedPeer, source: server.source.address.hostAndPort,
+                                    reason: "\(request.method) claiming to come from \(sender)@\(peer.domain), from an address not trusted for it (sip.peer_trusted)"))
                 return server.respond(request.makeResponse(403, reasonPhrase: "Untrusted Source For \(peer.domain)"))
             }
             return then("\(sender)@\(peer.domain)")

@@ -69,6 +69,15 @@ public struct SIPPeerDomain: Hashable, Sendable {
     public var trustedAddresses: Set<String>
     /// How long a request waits for the network to deliver it (it forks on its side).
     public var acceptanceTimeout: Duration
+    /// How messages from the other side reach the domain's users.
+    public var messaging: Messaging = .pager
+
+    public enum Messaging: String, Hashable, Sendable {
+        /// One MESSAGE per message (RFC 3428).
+        case pager
+        /// Lync-style INVITE sessions (`m=message … sip`), messages inside the dialog.
+        case session
+    }
 
     public init(domain: String, nextHop: SIPTarget?, trustedAddresses: Set<String>? = nil, acceptanceTimeout: Duration = .seconds(30)) {
         self.domain = domain.lowercased()

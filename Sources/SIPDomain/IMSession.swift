@@ -43,7 +43,7 @@ public final class IMSession: @unchecked Sendable {
     var inactivity: Scheduled<Void>?
     /// UAS: our 2xx, retransmitted over UDP until the ACK (RFC 3261 §13.3.1.4).
     var unacknowledged: (server: SIPServerRequest, response: SIPResponse, timer: Scheduled<Void>?)?
-    var closed = false
+    public internal(set) var closed = false
 
     init(dialog: SIPDialog, flow: SIPTarget, domain: EmbeddedDomain, onEvent: @escaping @Sendable (IMSessionEvent) -> Void) {
         self.id = dialog.id

@@ -11,6 +11,7 @@ standard input, one per line:
   burst JID N PREFIX          N messages "PREFIX-1" ... "PREFIX-N", as fast as the stream takes them
   compose JID                 a chat state notification: composing (XEP-0085)
   subscribe JID               a presence subscription request
+  unsubscribe JID             ends it
   presence SHOW [STATUS...]   SHOW: available, away, xa, dnd, chat, or unavailable
   quit                        unavailable, close the stream, exit
 
@@ -110,6 +111,9 @@ async def commands(agent):
         elif command == "subscribe" and len(rest) == 1:
             agent.send_presence(pto=rest[0], ptype="subscribe")
             out("sent", to=rest[0], type="subscribe")
+        elif command == "unsubscribe" and len(rest) == 1:
+            agent.send_presence(pto=rest[0], ptype="unsubscribe")
+            out("sent", to=rest[0], type="unsubscribe")
         elif command == "presence" and len(rest) >= 1:
             status = " ".join(rest[1:]) or None
             if rest[0] == "unavailable":

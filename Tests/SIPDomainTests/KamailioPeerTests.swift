@@ -9,55 +9,6 @@ import StoxTesting
 import Synchronization
 import Testing
 
-/// Kamailio (Debian's package, installed by Tests/install-peers.sh) as the SIP server of a partner
-/// network, with the project's configuration in Tests/Interop/kamailio. Started in the
-/// foreground on 127.0.0.2 and stopped by its PID.
-final class Kamailio: Sendable {
-    let port: Int
-    private let process: Process
-    private let directory: URL
-
-    init(gatewayPort: Int) throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("stox-kamailio-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        port = 20000 + Int.random(in: 0..<9000)
-        let template = try String(contentsOf: Golden.repositoryRoot.appendingPathComponent("Tests/Interop/kamailio/kamailio.cfg"), encoding: .utf8)
-        let configuration = directory.appendingPathComponent("kamailio.cfg")
-        try template.replacingOccurrences(of: "@KAM_PORT@", with: String(port))
-            .replacingOccurrences(of: "@GW_PORT@", with: String(gatewayPort))
-            .write(to: configuration, atomically: true, encoding: .utf8)
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/sbin/kamailio")
-        process.arguments = ["-f", configuration.path, "-DD", "-E", "-Y", directory.path, "-m", "64", "-M", "8"]
-        let log = directory.appendingPathComponent("kamailio.log")
-        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: log)
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-    }
-
-    /// Waits until its TCP listener accepts (UDP and TCP are bound together at startup).
-    func ready(timeout: Double = 10) async -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline, process.isRunning {
-            if (try? TCPClient(host: "127.0.0.2", port: port)) != nil { return true }
-            try? await Task.sleep(for: .milliseconds(100))
-        }
-        return false
-    }
-
-    var log: String { (try? String(contentsOf: directory.appendingPathComponent("kamailio.log"), encoding: .utf8)) ?? "" }
-
-    /// SIGTERM (it takes its workers along); if it lingers, SIGKILL to each worker and to it,
-    /// by PID. Started under the test runner it may not see SIGTERM (an inherited signal mask,
-    /// as with Prosody).
-    func stop() async {
-        await ChildProcess.stopTree(process.processIdentifier, signal: SIGTERM, grace: 3)
-        try? FileManager.default.removeItem(at: directory)
-    }
-}
-
 @Suite("Peer mode behind Kamailio", .serialized, .interopPeers)
 struct KamailioPeerTests {
     @Test("a pjsua2 user of corp.test, registered at Kamailio, writes to an XMPP address: Kamailio routes it to the gateway, which trusts it; the gateway's reply goes back through Kamailio; a spoofed corp.test sender is refused")
@@ -67,12 +18,7 @@ struct KamailioPeerTests {
         // Kamailio needs the gateway's port in its configuration and the gateway needs
         // Kamailio's: both are picked up front (Kamailio's retried if taken).
         let store = try DomainFixture.store(users: [:])
-        var kamailio: Kamailio?
-        for _ in 0..<3 where kamailio == nil {
-            let candidate = try Kamailio(gatewayPort: gatewayPort)
-            if await candidate.ready() { kamailio = candidate } else { await candidate.stop() }
-        }
-        let proxy = try #require(kamailio, "Kamailio did not start")
+        let proxy = try await Kamailio.started(gatewayPort: gatewayPort)
         let configuration = EmbeddedDomainConfiguration(
             domains: ["sip.test"],
             peerDomains: [SIPPeerDomain(domain: "corp.test",

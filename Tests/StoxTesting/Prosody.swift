@@ -16,7 +16,7 @@ public final class Prosody {
     /// With `dnsPort`, Prosody finds peers through SRV records at that DNS server instead of
     /// the static route to the gateway.
     public init(mode: String, certificate: (String, String), ca: String?, gatewayPort: Int,
-                users: [(String, String)] = [("alice", "pw")], dnsPort: Int? = nil) throws {
+                users: [(String, String)] = [("alice", "pw")], dnsPort: Int? = nil, gatewayDomains: [String] = ["sip.test"]) throws {
         run = FileManager.default.temporaryDirectory.appendingPathComponent("stox-prosody-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: run.appendingPathComponent("data"), withIntermediateDirectories: true)
         var environment = ProcessInfo.processInfo.environment
@@ -26,6 +26,7 @@ public final class Prosody {
         environment["STOX_PROSODY_KEY"] = certificate.1
         environment["STOX_CA"] = ca
         environment["STOX_GATEWAY_PORT"] = String(gatewayPort)
+        environment["STOX_GATEWAY_DOMAINS"] = gatewayDomains.joined(separator: ",")
         environment["STOX_C2S_PORT"] = String(Prosody.c2sPort)
         environment["STOX_S2S_PORT"] = String(Prosody.s2sPort)
         environment["STOX_COMPONENT_PORT"] = String(Prosody.componentPort)

@@ -6,6 +6,7 @@
 --   STOX_PROSODY_CERT, STOX_PROSODY_KEY  a.test's certificate and key (PEM)
 --   STOX_CA            the test CA (secure mode)
 --   STOX_GATEWAY_PORT  where the gateway under test listens for s2s (sip.test)
+--   STOX_GATEWAY_DOMAINS  the domains routed there (default sip.test)
 --   STOX_C2S_PORT, STOX_S2S_PORT, STOX_COMPONENT_PORT  Prosody's own ports
 --   STOX_COMPONENT_SECRET  the secret of the XEP-0114 component gw.a.test
 --   STOX_PROSODY_DNS   a port on 127.0.0.1: find peers through the DNS server there (SRV), as
@@ -63,7 +64,13 @@ else
 	s2s_insecure_domains = { "sip.test", "sip.internal" }
 end
 
-stox_routes = { ["sip.test"] = "127.0.0.1:" .. (ENV_STOX_GATEWAY_PORT or error("STOX_GATEWAY_PORT is not set")) }
+-- Every domain the gateway answers for (STOX_GATEWAY_DOMAINS, comma-separated; sip.test by
+-- default) is routed to its s2s listener.
+local gateway_routes = { }
+for domain in (ENV_STOX_GATEWAY_DOMAINS or "sip.test"):gmatch("[^,]+") do
+	gateway_routes[domain] = "127.0.0.1:" .. (ENV_STOX_GATEWAY_PORT or error("STOX_GATEWAY_PORT is not set"))
+end
+stox_routes = gateway_routes
 
 ssl = {
 	certificate = ENV_STOX_PROSODY_CERT;

@@ -1,0 +1,130 @@
+import Foundation
+import SIPCore
+import StoxTesting
+import Testing
+
+/// Peer mode as an operator runs it: `stox run` serving no SIP domain itself, next to Kamailio
+/// (registrar, proxy and presence server of corp.test, Tests/Interop/kamailio) with pjsua2 users
+/// registered there, and Prosody for a.test on the XMPP side over s2s with SASL EXTERNAL
+/// (s2s_secure_auth). Every process is stopped by its PID.
+@Suite("Peer mode: stox run next to Kamailio", .serialized, .interopPeers)
+struct PeerModeTests {
+    @Test("messages both ways through Kamailio; an XMPP user sees a Kamailio user's presence as the device publishes, through refreshes and a restart; a Kamailio user watches an XMPP user; the last watcher's unsubscribe ends the SIP subscription; an untrusted corp.test sender is refused")
+    func peerMode() async throws {
+        let scratch = try ScratchDirectory("peer"), directory = scratch.url
+        defer { scratch.remove() }
+        let pki = try TestPKI()
+        // Kamailio grants subscriptions of 10 s at most, so that the gateway refreshes them
+        // several times during the test.
+        let kamailio = try await Kamailio.started(gatewayPort: GatewayProcess.sipPort, maxExpires: 10)
+        var environment = try GatewayProcess.prepare(directory: directory, pki: pki, domain: "corp.test")
+        environment["STOX_SIP_DOMAINS"] = ""
+        environment["STOX_SIP_PEER_DOMAINS"] = "corp.test=sip:\(Kamailio.host):\(kamailio.port)"
+        var gateway = try GatewayProcess(environment: environment, directory: directory, generation: 1)
+        func stopAll() async {
+            await gateway.stop()
+            await kamailio.stop()
+        }
+        guard await gateway.healthy() else {
+            Issue.record("the gateway did not start:\n\(gateway.log)")
+            return await stopAll()
+        }
+        do {
+            try await exercise(&gateway, kamailio: kamailio, environment: environment, directory: directory, pki: pki)
+        } catch {
+            Issue.record(error)
+        }
+        await stopAll()
+    }
+
+    private func exercise(_ gateway: inout GatewayProcess, kamailio: Kamailio, environment: [String: String], directory: URL, pki: TestPKI) async throws {
+        let prosody = try Prosody(mode: "secure", certificate: try pki.leaf("a", dnsNames: ["a.test"]), ca: pki.path("ca.crt"),
+                                  gatewayPort: GatewayProcess.s2sPort, gatewayDomains: ["corp.test"])
+        defer { prosody.stop() }
+        let alice = try XMPPAgent(jid: "alice@a.test", password: "pw", server: Prosody.c2sPort)
+        let bob = try PJSUAAgent(name: "bob@corp", user: "bob", password: "unused", registrar: kamailio.port,
+                                 extra: ["--domain", "corp.test", "--registrar-host", Kamailio.host])
+        #expect(await alice.waitFor("login", timeout: 20) { $0.ev == "online" } != nil)
+        #expect(await bob.waitFor("registration at Kamailio") { $0.ev == "reg" && $0.active == true } != nil)
+
+        // XMPP → SIP: through Kamailio to bob's device; the receipt only after it accepted.
+        alice.command("send bob@corp.test hello bob")
+        let sent = await alice.waitFor("sent") { $0.ev == "sent" && $0.body == "hello bob" }
+        let got = await bob.waitFor("the message at bob", timeout: 20) { $0.ev == "im" && $0.body == "hello bob" }
+        #expect(got?.frm?.contains("alice@a.test") == true, "\(kamailio.log.suffix(2000))\n\(gateway.log.suffix(3000))")
+        #expect(await alice.waitFor("the receipt") { $0.ev == "receipt" }?.id == sent?.id)
+        // SIP → XMPP: Kamailio routes a.test to the gateway, which trusts it by its address.
+        bob.command("send sip:alice@a.test hi alice")
+        #expect(await bob.waitFor("the final response") { $0.ev == "im-status" }?.code == 202)
+        #expect(await alice.waitFor("bob's message", timeout: 20) { $0.ev == "message" && $0.body == "hi alice" }?.frm == "bob@corp.test")
+        // Nobody by that name at corp.test: Kamailio says 404, alice gets an error.
+        alice.command("send nobody@corp.test hello")
+        let nobody = await alice.waitFor("sent") { $0.ev == "sent" && $0.to == "nobody@corp.test" }
+        #expect(await alice.waitFor("nobody's error", timeout: 20) { $0.ev == "message" && $0.type == "error" && $0.id == nobody?.id } != nil)
+
+        // An XMPP user watches a Kamailio user: the gateway subscribes through Kamailio.
+        func presence(_ what: String, after: Double, timeout: Double = 15, _ match: @escaping @Sendable (XMPPEvent) -> Bool) async -> XMPPEvent? {
+            await alice.waitFor(what, timeout: timeout) { $0.ev == "presence" && $0.frm?.hasPrefix("bob@corp.test") == true && $0.time > after && match($0) }
+        }
+        bob.command("publish online at my desk")
+        alice.command("subscribe bob@corp.test")
+        #expect(await alice.waitFor("subscribed", timeout: 20) { $0.ev == "subscription" && $0.type == "subscribed" && $0.frm == "bob@corp.test" } != nil,
+                "\(gateway.log.suffix(3000))")
+        let online = await presence("bob online", after: 0) { $0.type == "available" && $0.show == "" }
+        #expect(online?.status == "at my desk")
+        bob.command("publish away gone for coffee")
+        let away = await presence("bob away", after: online?.time ?? 0) { $0.show == "away" }
+        #expect(away?.status == "gone for coffee")
+        // Past two refreshes (Kamailio grants 10 s): the subscription still carries changes.
+        try await Task.sleep(for: .seconds(22))
+        bob.command("publish busy in a meeting")
+        let busy = await presence("bob busy after the refreshes", after: away?.time ?? 0) { $0.show == "dnd" }
+        #expect(busy?.status == "in a meeting", "\(kamailio.log.suffix(3000))")
+        let refreshes = kamailio.log.components(separatedBy: "SUBSCRIBE from sip:alice@a.test for sip:127.0.0.2").count - 1
+        #expect(refreshes >= 2, "in-dialog refreshes seen by Kamailio: \(refreshes)")
+
+        // A Kamailio user watches an XMPP user: asked on XMPP (slixmpp approves), then her changes.
+        bob.command("buddy sip:alice@a.test")
+        #expect(await alice.waitFor("bob's request", timeout: 20) { $0.ev == "subscription" && $0.type == "subscribe" && $0.frm == "bob@corp.test" } != nil)
+        #expect(await bob.waitFor("alice online", timeout: 20) { $0.ev == "buddy" && $0.sub_state == "ACTIVE" && $0.status != "Offline" && $0.status != nil } != nil)
+        alice.command("presence away out for lunch")
+        #expect(await bob.waitFor("alice away") { $0.ev == "buddy" && $0.note == "out for lunch" }?.activity == 1)
+
+        // A restart (SIGTERM, then a new process): the subscription is made again from the store.
+        await gateway.stop()
+        let beforeRestart = Date().timeIntervalSince1970
+        gateway = try GatewayProcess(environment: environment, directory: directory, generation: 2)
+        #expect(await gateway.healthy(), "\(gateway.log)")
+        bob.command("publish online back again")
+        let back = await presence("bob online after the restart", after: beforeRestart, timeout: 30) { $0.type == "available" && $0.status == "back again" }
+        #expect(back != nil, "\(gateway.log.suffix(3000))")
+
+        // The last XMPP watcher leaves: the SIP subscription ends (SUBSCRIBE Expires: 0; the
+        // stop above sent one too).
+        let unsubscribe = "SUBSCRIBE from sip:alice@a.test for sip:127.0.0.2:\(kamailio.port) expires 0"
+        let ended = kamailio.log.components(separatedBy: unsubscribe).count
+        alice.command("unsubscribe bob@corp.test")
+        #expect(await eventually(timeout: 10) { kamailio.log.components(separatedBy: unsubscribe).count > ended },
+                "\(kamailio.log.suffix(2000))")
+
+        // Someone on 127.0.0.1 (not Kamailio) claiming to be a corp.test user: 403, and one log
+        // line with who and why.
+        let spoof = try UDPClient()
+        let body = "forged"
+        try spoof.send(["MESSAGE sip:alice@a.test SIP/2.0", "Via: SIP/2.0/UDP 127.0.0.1:\(spoof.port);branch=z9hG4bKspoof1;rport",
+                        "Max-Forwards: 70", "From: <sip:bob@corp.test>;tag=spoof", "To: <sip:alice@a.test>", "Call-ID: spoof@127.0.0.1",
+                        "CSeq: 1 MESSAGE", "Content-Type: text/plain", "Content-Length: \(body.utf8.count)", "", body].joined(separator: "\r\n"),
+                       to: GatewayProcess.sipPort)
+        var refused: SIPResponse?
+        while refused == nil, let text = await spoof.receive(timeout: 5) {
+            if case .response(let response)? = try? SIPParser().parse(datagram: Array(text.utf8)), response.statusCode >= 200 { refused = response }
+        }
+        #expect(refused?.statusCode == 403)
+        #expect(gateway.log.contains("untrusted-peer"), "\(gateway.log.suffix(2000))")
+        try await Task.sleep(for: .seconds(1))
+        #expect(alice.all { $0.ev == "message" && $0.body == "forged" }.isEmpty)
+
+        await bob.stop()
+        await alice.stop()
+    }
+}
