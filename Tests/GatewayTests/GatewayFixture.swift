@@ -34,7 +34,7 @@ final class GatewayFixture: @unchecked Sendable {
     /// With `secure`, both sides have certificates from the test CA and Prosody authenticates
     /// with SASL EXTERNAL (s2s_secure_auth); otherwise self-signed certificates and dialback.
     init(prosodyUsers: [String] = ["alice"], policy: String = "all", component: Bool = false, proxy: Bool = false,
-         secure: Bool = false, settings: [String: String] = [:]) async throws {
+         secure: Bool = false, settings: [String: String] = [:], gatewayDomains: [String] = ["sip.test"]) async throws {
         sipDomain = component ? "gw.a.test" : "sip.test"
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("stox-gateway-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -70,7 +70,8 @@ final class GatewayFixture: @unchecked Sendable {
             self.proxy = relay
             prosody = try Prosody(mode: secure ? "secure" : "dialback", certificate: try pki.leaf("a", dnsNames: ["a.test"], selfSigned: !secure),
                                   ca: secure ? pki.path("ca.crt") : nil,
-                                  gatewayPort: relay?.port ?? gateway.s2sPort ?? 1, users: prosodyUsers.map { ($0, "pw") })
+                                  gatewayPort: relay?.port ?? gateway.s2sPort ?? 1, users: prosodyUsers.map { ($0, "pw") },
+                                  gatewayDomains: gatewayDomains)
         } catch {
             await gateway.stop()
             throw error

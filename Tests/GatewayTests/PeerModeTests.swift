@@ -57,6 +57,11 @@ struct PeerModeTests {
         bob.command("send sip:alice@a.test hi alice")
         #expect(await bob.waitFor("the final response") { $0.ev == "im-status" }?.code == 202)
         #expect(await alice.waitFor("bob's message", timeout: 20) { $0.ev == "message" && $0.body == "hi alice" }?.frm == "bob@corp.test")
+        // Over 1,300 bytes: not refused at the pager limit, but sent over TCP to Kamailio
+        // (RFC 3428 §5, RFC 3261 §18.1.1), which takes it on to bob.
+        let long = (1...90).map { "word\($0)" }.joined(separator: " ") + String(repeating: " filler", count: 120)
+        alice.command("send bob@corp.test \(long)")
+        #expect(await bob.waitFor("the long message at bob", timeout: 20) { $0.ev == "im" && $0.body == long } != nil)
         // Nobody by that name at corp.test: Kamailio says 404, alice gets an error.
         alice.command("send nobody@corp.test hello")
         let nobody = await alice.waitFor("sent") { $0.ev == "sent" && $0.to == "nobody@corp.test" }
@@ -126,5 +131,70 @@ struct PeerModeTests {
 
         await bob.stop()
         await alice.stop()
+    }
+}
+
+/// A peer network that takes Lync-style IM sessions (`sip.peer_im = lync.test=session`), played
+/// by a raw UDP endpoint standing for its proxy, so that every answer can be checked on the wire.
+@Suite("Peer mode: a network that takes IM sessions", .serialized, .interopPeers)
+struct SessionPeerTests {
+    @Test("from XMPP the first message opens an INVITE session (ms-text-format), the next rides the dialog, typing becomes isComposing, the peer user's replies come back as chat, and a long message is not refused")
+    func sessionPeer() async throws {
+        let lync = try UDPClient()
+        let fixture = try await GatewayFixture(settings: [
+            "STOX_SIP_PEER_DOMAINS": "lync.test=sip:127.0.0.1:\(lync.port)", "STOX_SIP_PEER_IM": "lync.test=session",
+        ], gatewayDomains: ["sip.test", "lync.test"])
+        let alice = try fixture.xmppUser("alice")
+        #expect(await alice.waitFor("login", timeout: 20) { $0.ev == "online" } != nil)
+        let parser = SIPParser()
+        func next(_ method: SIPMethod, timeout: Double = 20) async -> SIPRequest? {
+            let deadline = Date().addingTimeInterval(timeout)
+            while Date() < deadline, let text = await lync.receive(timeout: deadline.timeIntervalSinceNow) {
+                if case .request(let request)? = try? parser.parse(datagram: Array(text.utf8)), request.method == method { return request }
+            }
+            return nil
+        }
+        func answer(_ request: SIPRequest, _ code: Int, tag: String, extra: [(SIPHeaderName, String)] = [], body: [UInt8] = []) throws {
+            var response = request.makeResponse(code, toTag: tag)
+            for (name, value) in extra { response.headers.add(name, value) }
+            response.body = body
+            try lync.send(String(decoding: response.serialized(), as: UTF8.self), to: fixture.udpPort)
+        }
+
+        alice.command("send bob@lync.test hello in a session")
+        let sent = await alice.waitFor("sent") { $0.ev == "sent" && $0.body == "hello in a session" }
+        let invite = try #require(await next(.invite))
+        #expect(invite.uri.description == "sip:bob@lync.test")
+        #expect(invite.contentType?.matches(.sdp) == true)
+        let first = invite.headers[MSTextFormat.header].flatMap(MSTextFormat.init(headerValue:))
+        #expect(first.map { String(decoding: $0.body, as: UTF8.self) } == "hello in a session", "the first message rides the INVITE")
+        let sdp = IMSessionDescription(address: "127.0.0.1", port: UInt16(lync.port)).serialized()
+        try answer(invite, 200, tag: "lync1", extra: [(.contact, "<sip:bob@127.0.0.1:\(lync.port)>"), (.supported, MSTextFormat.optionTag),
+                                                     (.contentType, SIPMediaType.sdp.description)], body: sdp)
+        #expect(await next(.ack) != nil)
+        #expect(await alice.waitFor("the receipt for the first") { $0.ev == "receipt" }?.id == sent?.id)
+
+        // The next message rides the dialog, and so does typing.
+        alice.command("compose bob@lync.test")
+        let typing = try #require(await next(.message))
+        #expect(typing.to?.tag == "lync1" && typing.contentType?.matches(.isComposing) == true)
+        try answer(typing, 200, tag: "lync1")
+        let long = String(repeating: "a long line of text, ", count: 80)
+        alice.command("send bob@lync.test \(long)")
+        let second = try #require(await next(.message))
+        #expect(second.to?.tag == "lync1" && second.callID == invite.callID)
+        #expect(String(decoding: second.body, as: UTF8.self).hasPrefix("a long line of text"), "over 1,300 bytes, in the session: not refused")
+        try answer(second, 200, tag: "lync1")
+        #expect(await alice.waitFor("the receipt for the second") { $0.ev == "receipt" && $0.id != sent?.id } != nil)
+
+        // bob answers inside the session: alice gets it as chat from bob@lync.test.
+        let reply = ["MESSAGE sip:127.0.0.1:\(fixture.udpPort) SIP/2.0", "Via: SIP/2.0/UDP 127.0.0.1:\(lync.port);branch=z9hG4bKreply1",
+                     "Max-Forwards: 70", "From: <sip:bob@lync.test>;tag=lync1", "To: \(invite.headers[.from] ?? "")",
+                     "Call-ID: \(invite.callID ?? "")", "CSeq: 1 MESSAGE", "Content-Type: text/plain", "Content-Length: 9", "", "hi, alice"]
+        try lync.send(reply.joined(separator: "\r\n"), to: fixture.udpPort)
+        let got = await alice.waitFor("bob's reply") { $0.ev == "message" && $0.body == "hi, alice" }
+        #expect(got?.frm?.hasPrefix("bob@lync.test") == true && got?.type == "chat")
+        await alice.stop()
+        await fixture.stop()
     }
 }
