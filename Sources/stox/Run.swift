@@ -7,6 +7,8 @@ import Logging
 import NIOPosix
 import NIOSSL
 import SIPCore
+import SIPDomain
+import SIPEdge
 import XMPPCore
 import NIOCore
 
@@ -134,10 +136,26 @@ struct CheckConfig: ParsableCommand {
         let addresses = AddressMapper(mappings)
         say("Configuration \(config) (environment overrides applied)")
         say("")
-        say("SIP domains served by the embedded registrar:")
-        for domain in configuration.sipDomains {
+        func xmppName(_ domain: String) -> String {
             let xmpp = (try? addresses.jid(.init(scheme: .sip, user: nil, host: domain)).value.domainpart) ?? "(not presented to XMPP: domains.tsv)"
-            say("  \(domain)  ->  XMPP \(configuration.xmppMode == .component ? configuration.componentName ?? "?" : xmpp)")
+            return configuration.xmppMode == .component ? configuration.componentName ?? "?" : xmpp
+        }
+        if configuration.sipDomains.isEmpty {
+            say("SIP domains served by the embedded registrar: none (peer mode only)")
+        } else {
+            say("SIP domains served by the embedded registrar:")
+            for domain in configuration.sipDomains { say("  \(domain)  ->  XMPP \(xmppName(domain))") }
+        }
+        if !configuration.sipPeers.isEmpty {
+            say("SIP domains of peer networks (their SIP server authenticates their users):")
+            for peer in configuration.sipPeers {
+                let proxy = peer.nextHop.map { "proxy \($0.transport.rawValue) \($0.address.ipAddress ?? "?") port \($0.address.port ?? 0)" + ($0.serverName.map { ", certificate must name \($0)" } ?? "") }
+                    ?? "proxy found through RFC 3263 (SRV _sips._tcp, _sip._tcp, _sip._udp" + (configuration.dnsServer.map { ", asking \($0)" } ?? ", asking /etc/resolv.conf's nameserver") + ")"
+                say("  \(peer.domain)  ->  XMPP \(xmppName(peer.domain)); \(proxy)")
+                say("    requests trusted from \(peer.trustedAddresses.sorted().joined(separator: ", ")) only (others get 403); messages from XMPP "
+                    + (peer.messaging == .session ? "open Lync-style IM sessions (INVITE)" : "go as MESSAGE (over TCP past 1,300 bytes)")
+                    + "; presence through one SUBSCRIBE per watched user")
+            }
         }
         say("SIP listeners on \(configuration.sipListen): "
             + [configuration.sipUDPPort.map { "UDP \($0)" }, configuration.sipTCPPort.map { "TCP \($0)" },

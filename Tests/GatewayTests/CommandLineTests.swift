@@ -43,6 +43,21 @@ struct CommandLineTests {
         #expect(!output.contains("(STARTTLS)"), "\(output)")
     }
 
+    @Test("check-config explains peer mode: each peer domain's proxy, the addresses trusted for it, and how messages reach its users")
+    func explainsPeers() async throws {
+        let (status, output) = try await Self.stox(["check-config"], environment: [
+            "STOX_SIP_DOMAINS": "", "STOX_SIP_PEER_DOMAINS": "corp.example=sip:10.0.0.5:5070;transport=tcp, other.example=",
+            "STOX_SIP_PEER_TRUSTED": "other.example=192.0.2.1|192.0.2.2", "STOX_SIP_PEER_IM": "other.example=session",
+        ])
+        #expect(status == 0, "\(output)")
+        for expected in ["served by the embedded registrar: none (peer mode only)",
+                         "corp.example  ->  XMPP corp.example; proxy TCP 10.0.0.5 port 5070", "requests trusted from 10.0.0.5 only",
+                         "other.example  ->  XMPP other.example; proxy found through RFC 3263", "requests trusted from 192.0.2.1, 192.0.2.2 only",
+                         "open Lync-style IM sessions"] {
+            #expect(output.contains(expected), "missing \(expected):\n\(output)")
+        }
+    }
+
     @Test("a STOX_ variable that names no key is refused like the same key in the file (exit 78); other STOX_ variables are left alone")
     func unknownEnvironmentKey() async throws {
         let (status, output) = try await Self.stox(["check-config"], environment: ["STOX_SIP_UDP_PROT": "5070", "STOX_TEST_LOG": "1"])
