@@ -103,6 +103,10 @@ struct PeerModeTests {
         bob.command("publish online back again")
         let back = await presence("bob online after the restart", after: beforeRestart, timeout: 30) { $0.type == "available" && $0.status == "back again" }
         #expect(back != nil, "\(gateway.log.suffix(3000))")
+        // The device goes offline (PIDF basic closed): the XMPP watcher sees bob unavailable.
+        bob.command("publish offline signing off")
+        let gone = await presence("bob offline", after: back?.time ?? beforeRestart) { $0.type == "unavailable" }
+        #expect(gone != nil, "\(gateway.log.suffix(3000))")
 
         // The last XMPP watcher leaves: the SIP subscription ends (SUBSCRIBE Expires: 0; the
         // stop above sent one too).
