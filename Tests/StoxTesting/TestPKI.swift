@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A throwaway certificate authority and leaf certificates made with the openssl command, in a
 /// fresh temporary directory per test run.
@@ -35,14 +38,17 @@ public final class TestPKI: @unchecked Sendable {
         return (cert, key)
     }
 
+    /// Runs openssl and reaps it with `waitpid` (`ChildProcess`), not Foundation's `Process`:
+    /// once a Kamailio has run in the test process, `Process` was seen to leave openssl a zombie
+    /// with `waitUntilExit` hanging, which stalled every test that needed a certificate.
     private func openssl(_ arguments: [String]) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        process.arguments = arguments
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw CocoaError(.fileWriteUnknown) }
+        let pid = try ChildProcess.spawn("/usr/bin/openssl", arguments)
+        switch ChildProcess.wait(pid, timeout: 60) {
+        case .status(0), .reapedByFoundation: return
+        case .status: throw CocoaError(.fileWriteUnknown)
+        case nil:
+            ChildProcess.stop(pid, signal: SIGKILL)
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: "openssl \(arguments.first ?? "") did not finish in 60 s"])
+        }
     }
 }
