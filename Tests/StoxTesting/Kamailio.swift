@@ -7,7 +7,7 @@ import Foundation
 public final class Kamailio: Sendable {
     public static let host = "127.0.0.2"
     public let port: Int
-    private let process: Process
+    private let pid: Int32
     private let directory: URL
 
     /// `maxExpires`: the longest subscription its presence server grants.
@@ -29,15 +29,13 @@ public final class Kamailio: Sendable {
             .replacingOccurrences(of: "@DB_DIR@", with: database.path)
             .replacingOccurrences(of: "@MAX_EXPIRES@", with: String(maxExpires))
             .write(to: configuration, atomically: true, encoding: .utf8)
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/sbin/kamailio")
-        process.arguments = ["-f", configuration.path, "-DD", "-E", "-Y", directory.path, "-m", "64", "-M", "8"]
-        let log = directory.appendingPathComponent("kamailio.log")
-        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: log)
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
+        // Spawned and reaped with waitpid, not Foundation's Process: Kamailio's start closes
+        // the descriptors it inherited, and Process's monitor then blocks on it, leaving every
+        // later Process of the test run (openssl, prosodyctl) an unreaped zombie and its
+        // waitUntilExit hanging.
+        pid = try ChildProcess.spawn("/usr/sbin/kamailio",
+                                     ["-f", configuration.path, "-DD", "-E", "-Y", directory.path, "-m", "64", "-M", "8"],
+                                     output: directory.appendingPathComponent("kamailio.log").path)
     }
 
     /// A Kamailio that is up, tried on up to three random ports (one may be taken).
@@ -55,7 +53,7 @@ public final class Kamailio: Sendable {
     /// Waits until its TCP listener accepts (UDP and TCP are bound together at startup).
     public func ready(timeout: Double = 10) async -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline, process.isRunning {
+        while Date() < deadline, ChildProcess.wait(pid, timeout: 0) == nil {
             if (try? TCPClient(host: Self.host, port: port)) != nil { return true }
             try? await Task.sleep(for: .milliseconds(100))
         }
@@ -68,7 +66,7 @@ public final class Kamailio: Sendable {
     /// by PID. Started under the test runner it may not see SIGTERM (an inherited signal mask,
     /// as with Prosody).
     public func stop() async {
-        await ChildProcess.stopTree(process.processIdentifier, signal: SIGTERM, grace: 3)
+        await ChildProcess.stopTree(pid, signal: SIGTERM, grace: 3)
         try? FileManager.default.removeItem(at: directory)
     }
 }
