@@ -42,10 +42,10 @@ public enum ChildProcess {
     }
 
     /// Waits up to `timeout` seconds for `pid` to exit; nil if it is still running. Blocks the
-    /// calling thread: call it off the cooperative pool.
+    /// calling thread (call it off the cooperative pool), except with timeout 0: one look.
     public static func wait(_ pid: Int32, timeout: Double) -> Exit? {
         let deadline = Date().addingTimeInterval(timeout)
-        repeat {
+        while true {
             var status: Int32 = 0
             let result = waitpid(pid, &status, WNOHANG)
             if result == pid {
@@ -53,9 +53,9 @@ public enum ChildProcess {
                 return .status(signal == 0 ? (status >> 8) & 0xff : signal)
             }
             if result == -1, errno == ECHILD { return .reapedByFoundation }
+            if Date() >= deadline { return nil }
             usleep(20_000)
-        } while Date() < deadline
-        return nil
+        }
     }
 
     /// Sends `signal`, waits `grace` seconds, then SIGKILL, and reaps it.

@@ -38,9 +38,11 @@ public final class TestPKI: @unchecked Sendable {
         return (cert, key)
     }
 
-    /// Runs openssl and reaps it with `waitpid` (`ChildProcess`), not Foundation's `Process`:
-    /// once a Kamailio has run in the test process, `Process` was seen to leave openssl a zombie
-    /// with `waitUntilExit` hanging, which stalled every test that needed a certificate.
+    /// Runs openssl and reaps it with `waitpid` (`ChildProcess`), not Foundation's `Process`,
+    /// whose monitor a daemon started in the same test process can block (see `ChildProcess`):
+    /// openssl was once left a zombie there, stalling every test that needed a certificate.
+    /// `.reapedByFoundation` cannot tell the status; the caller then reads the files openssl
+    /// was to write, and fails there if they are missing.
     private func openssl(_ arguments: [String]) throws {
         let pid = try ChildProcess.spawn("/usr/bin/openssl", arguments)
         switch ChildProcess.wait(pid, timeout: 60) {
