@@ -42,6 +42,17 @@ final class GatewayProcess: @unchecked Sendable {
         return false
     }
 
+    /// The durable queue's depth as `/health` reports it: what the store has committed, so 0
+    /// means every delivery was acknowledged and written (nil when the gateway does not answer).
+    func queueDepth() async -> Int? {
+        guard let client = try? TCPClient(port: Self.httpPort) else { return nil }
+        try? client.send("GET /health HTTP/1.0\r\n\r\n")
+        var answer = ""
+        while let more = await client.receiveRaw(timeout: 2) { answer += more }
+        guard let range = answer.range(of: "\"queue_depth\":") else { return nil }
+        return Int(answer[range.upperBound...].prefix { $0 == "-" || $0.isNumber })
+    }
+
     /// Its exit status once it exits within `timeout` (waited for off the cooperative pool).
     func exitStatus(timeout: Double) async -> Int32? {
         let pid = self.pid, process = self.process
