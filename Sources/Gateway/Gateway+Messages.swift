@@ -90,7 +90,7 @@ extension Gateway {
             metrics.translated("xmpp-to-sip", kind: "chat-state")
             return
         }
-        let key = "\(from)|\(message.id ?? UUID().uuidString)"
+        let key = "\(from)|\(message.id ?? IdentifierRandom.hex128())"
         let entry = OutboundMessage(direction: Self.towardSIP, messageID: key, destination: aor, payload: XMLSerializer.bytes(element))
         stored = true
         queue.enqueue(entry) { [self] result in
@@ -148,7 +148,7 @@ extension Gateway {
             from.tag = SIPNameAddress.makeTag()
             request.headers.set(.from, from.description)
         }
-        if request.callID == nil { request.headers.set(.callID, UUID().uuidString.lowercased()) }
+        if request.callID == nil { request.headers.set(.callID, IdentifierRandom.hex128()) }
         if request.cseq == nil { request.headers.set(.cseq, SIPCSeq(1, request.method).description) }
         if request.maxForwards == nil { request.headers.set(.maxForwards, "70") }
         return request
@@ -213,7 +213,7 @@ extension Gateway {
         }
         // RFC 3261 §8.1.1.4, §17.2.3: Call-ID and CSeq name the request across retries.
         let key = "\(request.callID ?? "")|\(request.cseq?.description ?? "")|\(request.from?.tag ?? "")"
-        if message.id == nil { message.id = UUID().uuidString.lowercased() }
+        if message.id == nil { message.id = IdentifierRandom.hex128() }
         let element = message.element()
         let destination = message.to?.description ?? ""
         queue.enqueue(OutboundMessage(direction: Self.towardXMPP, messageID: key, destination: destination,

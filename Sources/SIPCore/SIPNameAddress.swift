@@ -15,7 +15,7 @@ public struct SIPNameAddress: Hashable, Sendable, CustomStringConvertible {
     /// The dialog tag of a From or To (§19.3).
     /// A fresh tag (RFC 3261 §19.3: at least 32 bits of randomness), also used for Call-IDs
     /// and entity tags.
-    public static func makeTag() -> String { String(UInt64.random(in: 1 ... .max), radix: 36) }
+    public static func makeTag() -> String { IdentifierRandom.token() }
 
     public var tag: String? {
         get { parameters["tag"] }

@@ -104,7 +104,7 @@ extension SIPTransactionCore {
     }
 
     static func makeBranch() -> String {
-        SIPVia.magicCookie + String(UInt64.random(in: 1 ... .max), radix: 36) + String(UInt32.random(in: 1 ... .max), radix: 36)
+        SIPVia.magicCookie + IdentifierRandom.token() + IdentifierRandom.token()
     }
 
     /// Sends a new request in its own client transaction (§17.1): our Via with a fresh

@@ -166,10 +166,16 @@ public final class SIPEdge: Sendable {
         var udpReceiveBuffer: Int?
         do {
             if let port = configuration.udpPort {
+                // The coalescer turns a tick's datagrams into one flush, which NIO sends with
+                // sendmmsg: a syscall per response was a fifth of the loop's time at 8,000
+                // MESSAGEs/s. (Vector reads are not used: NIO splits one receive buffer into equal
+                // slices, which would cut a large SIP datagram short.)
                 let channel = try await DatagramBootstrap(group: loop)
                     .channelOption(.socketOption(.so_reuseaddr), value: 1)
+                    .channelOption(.maxMessagesPerRead, value: 16)
                     .channelInitializer { channel in
                         channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(FlushCoalescingHandler())
                             try channel.pipeline.syncOperations.addHandler(SIPDatagramHandler(core: core, limits: configuration.limits))
                         }
                     }

@@ -113,7 +113,8 @@ public struct DigestAuthenticator: Sendable {
     private func makeNonce(now: SIPInstant) -> String {
         // Milliseconds, so that the floor (see the type's comment) never covers a nonce being issued now.
         let issued = String(Self.milliseconds(now), radix: 16)
-        let salt = String(UInt64.random(in: 0 ... .max), radix: 16)
+        var random = IdentifierRandom()
+        let salt = String(UInt64.random(in: 0 ... .max, using: &random), radix: 16)
         return issued + "." + salt + "." + signature(issued + "." + salt)
     }
 
