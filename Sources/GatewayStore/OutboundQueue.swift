@@ -68,19 +68,11 @@ public final class OutboundQueue: @unchecked Sendable {
     private var lastCommitEnd: UInt64 = 0
     private let commitInterval: UInt64
     private var committed = 0
-    private var rowsCommitted = 0
     /// Transactions committed (for tests and metrics).
     public var commits: Int {
         lock.lock()
         defer { lock.unlock() }
         return committed
-    }
-
-    /// Rows written or marked per commit, on average (for the bench and metrics).
-    public var rowsPerCommit: Double {
-        lock.lock()
-        defer { lock.unlock() }
-        return committed == 0 ? 0 : Double(rowsCommitted) / Double(committed)
     }
 
     /// `commitInterval`: the least time between the end of one commit and the start of the
@@ -173,7 +165,6 @@ public final class OutboundQueue: @unchecked Sendable {
         }
         lock.lock()
         committed += 1
-        rowsCommitted += batch.count + marks.count
         lastCommitEnd = DispatchTime.now().uptimeNanoseconds
         lock.unlock()
         switch outcome {

@@ -197,7 +197,7 @@ extension EmbeddedDomain {
                                                              host: String(aor.split(separator: "@").last ?? "")),
                                 headers: headers, body: localDescription(for: .udp).serialized())
         let edge = self.edge
-        deliveryBindings(aor).whenSuccess { [self] bindings in
+        deliveryBindings(aor) { [self] bindings in
             ForkedDelivery.start(invite, to: bindings, edge: edge, budget: nil,
                                  prepare: { request, binding in
                                      request.headers.add(.contact, "<\(edge.contact(for: binding.flow.transport))>")

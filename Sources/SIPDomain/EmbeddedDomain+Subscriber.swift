@@ -121,7 +121,7 @@ extension EmbeddedDomain {
         peerSubscriptionsByCallID[state.callID] = presentity
         peerSubscriptions[presentity] = state
         let (watcher, callID, tag, expires) = (state.watcher, state.callID, state.localTag, state.expires)
-        deliveryBindings(presentity).whenSuccess { [self] bindings in
+        deliveryBindings(presentity) { [self] bindings in
             guard let current = peerSubscriptions[presentity], current.callID == callID else { return }
             guard let binding = bindings.first else { return peerFailed(presentity, .unreachable) }
             var headers = SIPHeaders()

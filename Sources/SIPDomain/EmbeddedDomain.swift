@@ -486,7 +486,7 @@ public final class EmbeddedDomain: @unchecked Sendable {
     public func deliver(_ request: SIPRequest, to aor: String, budget: Duration?, completion: @escaping @Sendable (SIPDeliveryOutcome) -> Void) {
         loop.preconditionInEventLoop()
         let local = configuration.serves(String(aor.split(separator: "@").last ?? ""))
-        deliveryBindings(aor).whenSuccess { [self] bindings in
+        deliveryBindings(aor) { [self] bindings in
             ForkedDelivery.start(request, to: bindings, edge: edge, budget: budget) { [self] outcome in
                 completion(outcome)
                 switch outcome {
@@ -501,11 +501,13 @@ public final class EmbeddedDomain: @unchecked Sendable {
 
     /// Where a request for `aor` goes: every registered endpoint of a local user, or the proxy
     /// of a peer network (which forks on its side) for one of its users, configured or found
-    /// through RFC 3263. Never fails: no binding means offline (or unreachable).
-    func deliveryBindings(_ aor: String) -> EventLoopFuture<[SIPBinding]> {
+    /// through RFC 3263. Never fails: no binding means offline (or unreachable). `body` runs at
+    /// once when the answer is known without DNS (every message's case: a future per message
+    /// cost its allocations and callback list on the hot path), else when the lookup ends.
+    func deliveryBindings(_ aor: String, _ body: @escaping @Sendable ([SIPBinding]) -> Void) {
         let parts = aor.split(separator: "@", maxSplits: 1).map(String.init)
         guard parts.count == 2, let peer = configuration.peer(for: parts[1]) else {
-            return loop.makeSucceededFuture(currentBindings(aor))
+            return body(currentBindings(aor))
         }
         let user = SIPURI.percentEncoded(parts[0], allowed: SIPURI.userAllowedCharacters)
         @Sendable func binding(_ flow: SIPTarget) -> SIPBinding {
@@ -513,13 +515,13 @@ public final class EmbeddedDomain: @unchecked Sendable {
                        callID: "", cseq: 0, expiresAt: .distantFuture, flow: flow, userAgent: nil,
                        endpointClass: EndpointClass(name: "peer", acceptanceTimeout: peer.acceptanceTimeout))
         }
-        if let nextHop = peer.nextHop { return loop.makeSucceededFuture([binding(nextHop)]) }
+        if let nextHop = peer.nextHop { return body([binding(nextHop)]) }
         guard let locator else {
             diagnostics("no DNS server for RFC 3263 lookups of \(peer.domain)")
-            return loop.makeSucceededFuture([])
+            return body([])
         }
         // The best target only: the peer's proxies fork among themselves, not us across them.
-        return locator.locate(peer.domain).map { targets in targets.prefix(1).map(binding) }
+        locator.locate(peer.domain).whenSuccess { targets in body(targets.prefix(1).map(binding)) }
     }
 
     // MARK: Missed-message notices
