@@ -65,6 +65,7 @@ public final class Gateway: @unchecked Sendable {
     /// What each peer user's XMPP watchers were last sent (without `to`): one per resource.
     var peerPresences: [String: [XMPPPresence]] = [:]
     var pruneTask: RepeatedTask?
+    var watchdog: LoopWatchdog?
     // Messages (Gateway+Messages.swift).
     /// Lync-style IM sessions a local user opened towards an XMPP user, by (local, remote).
     var sessions: [SessionKey: IMSession] = [:]
@@ -311,6 +312,8 @@ public final class Gateway: @unchecked Sendable {
             restorePeerSubscriptions()
             startPendingPoll()
             startPruning()
+            watchdog = LoopWatchdog(loop: loop, metrics: metrics, logger: logger, udpPort: domain.edge.udpAddress?.port)
+            watchdog?.start()
             redeliverLeftovers()
         }.get()
         Self.returnMemoryLater(on: loop)
@@ -356,6 +359,7 @@ public final class Gateway: @unchecked Sendable {
             stopping = true
             pendingPoll?.cancel()
             pruneTask?.cancel()
+            watchdog?.stop()
             for session in sessions.values { session.close() }
             sessions = [:]
         }.get()

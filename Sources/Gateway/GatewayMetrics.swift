@@ -11,6 +11,9 @@ public final class GatewayMetrics: @unchecked Sendable {
     private var stored: [String: Int] = [:]
     private var linksUp: [String: Int] = [:]
     private var refusals: [String: Int] = [:]
+    private var loopStalls = 0
+    private var loopLagSeconds = 0.0
+    private var sipUDPDrops: UInt64 = 0
     /// Read at scrape time from the store, which is where the queue and the subscriptions are:
     /// counting them again here by hand could only drift from it.
     var queueDepth: @Sendable () -> Int? = { nil }
@@ -70,6 +73,21 @@ public final class GatewayMetrics: @unchecked Sendable {
         }
     }
 
+    /// The event loop ran a sampling tick 50 ms or more late.
+    func loopStalled() {
+        lock.withLock { loopStalls += 1 }
+    }
+
+    /// The worst lateness of the event loop in the last second.
+    func loopLag(seconds: Double) {
+        lock.withLock { loopLagSeconds = seconds }
+    }
+
+    /// The kernel's count of datagrams dropped at the SIP UDP socket.
+    func udpDrops(_ total: UInt64) {
+        lock.withLock { sipUDPDrops = total }
+    }
+
     /// A counter's value, for tests and `/health`.
     public func count(translated direction: String, kind: String) -> Int {
         lock.withLock { translated["direction=\"\(direction)\",kind=\"\(kind)\""] ?? 0 }
@@ -92,6 +110,12 @@ public final class GatewayMetrics: @unchecked Sendable {
             family("stox_refusals_total", "counter", "Peers and requests refused, by kind; each also leaves one log line with who and why.", refusals)
             family("stox_xmpp_links_up", "gauge", "XMPP links authenticated, per peer and direction.", linksUp)
             family("stox_subscriptions", "gauge", "Presence subscriptions across the gateway.", subscriptions)
+            out += "# HELP stox_event_loop_stalls_total Times the event loop ran a 100 ms sampling tick 50 ms or more late.\n# TYPE stox_event_loop_stalls_total counter\n"
+            out += "stox_event_loop_stalls_total \(loopStalls)\n"
+            out += "# HELP stox_event_loop_lag_seconds The event loop's worst lateness in the last second.\n# TYPE stox_event_loop_lag_seconds gauge\n"
+            out += "stox_event_loop_lag_seconds \(loopLagSeconds)\n"
+            out += "# HELP stox_sip_udp_drops_total Datagrams the kernel dropped at the SIP UDP socket (receive buffer full).\n# TYPE stox_sip_udp_drops_total counter\n"
+            out += "stox_sip_udp_drops_total \(sipUDPDrops)\n"
             out += "# HELP stox_queue_depth Messages in the durable queue not yet delivered.\n# TYPE stox_queue_depth gauge\n"
             out += "stox_queue_depth \(depth ?? -1)\n"
             return out
