@@ -110,14 +110,13 @@ public final class GatewayMetrics: @unchecked Sendable {
             family("stox_refusals_total", "counter", "Peers and requests refused, by kind; each also leaves one log line with who and why.", refusals)
             family("stox_xmpp_links_up", "gauge", "XMPP links authenticated, per peer and direction.", linksUp)
             family("stox_subscriptions", "gauge", "Presence subscriptions across the gateway.", subscriptions)
-            out += "# HELP stox_event_loop_stalls_total Times the event loop ran a 100 ms sampling tick 50 ms or more late.\n# TYPE stox_event_loop_stalls_total counter\n"
-            out += "stox_event_loop_stalls_total \(loopStalls)\n"
-            out += "# HELP stox_event_loop_lag_seconds The event loop's worst lateness in the last second.\n# TYPE stox_event_loop_lag_seconds gauge\n"
-            out += "stox_event_loop_lag_seconds \(loopLagSeconds)\n"
-            out += "# HELP stox_sip_udp_drops_total Datagrams the kernel dropped at the SIP UDP socket (receive buffer full).\n# TYPE stox_sip_udp_drops_total counter\n"
-            out += "stox_sip_udp_drops_total \(sipUDPDrops)\n"
-            out += "# HELP stox_queue_depth Messages in the durable queue not yet delivered.\n# TYPE stox_queue_depth gauge\n"
-            out += "stox_queue_depth \(depth ?? -1)\n"
+            func single(_ name: String, _ type: String, _ help: String, _ value: String) {
+                out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n\(name) \(value)\n"
+            }
+            single("stox_event_loop_stalls_total", "counter", "Times the event loop ran a 100 ms sampling tick 50 ms or more late.", "\(loopStalls)")
+            single("stox_event_loop_lag_seconds", "gauge", "The event loop's worst lateness in the last second.", "\(loopLagSeconds)")
+            single("stox_sip_udp_drops_total", "counter", "Datagrams the kernel dropped at the SIP UDP socket (receive buffer full).", "\(sipUDPDrops)")
+            single("stox_queue_depth", "gauge", "Messages in the durable queue not yet delivered.", "\(depth ?? -1)")
             return out
         }
     }
