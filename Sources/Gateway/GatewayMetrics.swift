@@ -6,7 +6,11 @@ import XMPPFederation
 /// each update is a dictionary write, cheap next to the message it counts.
 public final class GatewayMetrics: @unchecked Sendable {
     private let lock = NSLock()
-    private var translated: [String: Int] = [:]
+    /// The per-message counters are keyed by their label values, not by the rendered label
+    /// text: building that text on every message was two allocations each, for nothing until
+    /// a scrape.
+    private struct Translation: Hashable { var direction: String, kind: String }
+    private var translated: [Translation: Int] = [:]
     private var errors: [String: Int] = [:]
     private var stored: [String: Int] = [:]
     private var linksUp: [String: Int] = [:]
@@ -22,16 +26,16 @@ public final class GatewayMetrics: @unchecked Sendable {
     public init() {}
 
     func translated(_ direction: String, kind: String, count: Int = 1) {
-        lock.withLock { translated["direction=\"\(direction)\",kind=\"\(kind)\"", default: 0] += count }
+        lock.withLock { translated[Translation(direction: direction, kind: kind), default: 0] += count }
     }
 
     /// A message taken into the durable queue.
     func stored(_ direction: String) {
-        lock.withLock { stored["direction=\"\(direction)\"", default: 0] += 1 }
+        lock.withLock { stored[direction, default: 0] += 1 }
     }
 
     public func count(stored direction: String) -> Int {
-        lock.withLock { stored["direction=\"\(direction)\""] ?? 0 }
+        lock.withLock { stored[direction] ?? 0 }
     }
 
     /// A peer or request refused, by kind (certificate, invalid-from, dialback, hostile-xml,
@@ -90,7 +94,7 @@ public final class GatewayMetrics: @unchecked Sendable {
 
     /// A counter's value, for tests and `/health`.
     public func count(translated direction: String, kind: String) -> Int {
-        lock.withLock { translated["direction=\"\(direction)\",kind=\"\(kind)\""] ?? 0 }
+        lock.withLock { translated[Translation(direction: direction, kind: kind)] ?? 0 }
     }
 
     public var linksUpCount: Int { lock.withLock { linksUp.values.reduce(0, +) } }
@@ -104,8 +108,10 @@ public final class GatewayMetrics: @unchecked Sendable {
                 out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
                 for (labels, value) in values.sorted(by: { $0.key < $1.key }) { out += "\(name){\(labels)} \(value)\n" }
             }
-            family("stox_messages_translated_total", "counter", "Stanzas and SIP requests translated across the gateway.", translated)
-            family("stox_messages_stored_total", "counter", "Messages taken into the durable queue (acknowledged to their sender).", stored)
+            family("stox_messages_translated_total", "counter", "Stanzas and SIP requests translated across the gateway.",
+                   Dictionary(uniqueKeysWithValues: translated.map { ("direction=\"\($0.key.direction)\",kind=\"\($0.key.kind)\"", $0.value) }))
+            family("stox_messages_stored_total", "counter", "Messages taken into the durable queue (acknowledged to their sender).",
+                   Dictionary(uniqueKeysWithValues: stored.map { ("direction=\"\($0.key)\"", $0.value) }))
             family("stox_errors_total", "counter", "Failures by kind (translation, store, SIP status, XMPP bounces).", errors)
             family("stox_refusals_total", "counter", "Peers and requests refused, by kind; each also leaves one log line with who and why.", refusals)
             family("stox_xmpp_links_up", "gauge", "XMPP links authenticated, per peer and direction.", linksUp)
