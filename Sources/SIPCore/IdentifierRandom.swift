@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Synchronization
 
 /// Random bits for protocol identifiers: tags, branches, Call-IDs, stanza ids.
 ///
@@ -15,7 +16,7 @@ import Darwin
 public struct IdentifierRandom: RandomNumberGenerator, Sendable {
     public init() {}
 
-    public mutating func next() -> UInt64 { Pool.shared.next() }
+    public mutating func next() -> UInt64 { Self.pool.withLock { $0.next() } }
 
     /// A number for an identifier, in base 36 (13 characters at most, never zero).
     public static func token() -> String {
@@ -25,8 +26,7 @@ public struct IdentifierRandom: RandomNumberGenerator, Sendable {
 
     /// 128 random bits as 32 lowercase hex digits: a Call-ID or a stanza id.
     public static func hex128() -> String {
-        let pool = Pool.shared
-        let (high, low) = (pool.next(), pool.next())
+        let (high, low) = pool.withLock { ($0.next(), $0.next()) }
         return String(unsafeUninitializedCapacity: 32) { buffer in
             let digits: StaticString = "0123456789abcdef"
             digits.withUTF8Buffer { hex in
@@ -39,17 +39,13 @@ public struct IdentifierRandom: RandomNumberGenerator, Sendable {
         }
     }
 
-    private final class Pool: @unchecked Sendable {
-        static let shared = Pool()
-        private var mutex = pthread_mutex_t()
+    private static let pool = Mutex(Pool())
+
+    private struct Pool {
         private var words = [UInt64](repeating: 0, count: 512)
         private var index = 512
 
-        init() { pthread_mutex_init(&mutex, nil) }
-
-        func next() -> UInt64 {
-            pthread_mutex_lock(&mutex)
-            defer { pthread_mutex_unlock(&mutex) }
+        mutating func next() -> UInt64 {
             if index == words.count {
                 refill()
                 index = 0
@@ -58,7 +54,7 @@ public struct IdentifierRandom: RandomNumberGenerator, Sendable {
             return words[index - 1]
         }
 
-        private func refill() {
+        private mutating func refill() {
             words.withUnsafeMutableBytes { bytes in
                 var filled = 0
                 while filled < bytes.count {

@@ -92,15 +92,6 @@ struct CommandLineTests {
         #expect(!output.contains("xmpp.certificate: not set"))
     }
 
-    /// GET `path` from the operations server: the body, or nil.
-    static func http(_ path: String) async -> String? {
-        guard let client = try? TCPClient(port: GatewayProcess.httpPort) else { return nil }
-        try? client.send("GET \(path) HTTP/1.0\r\n\r\n")
-        var answer = ""
-        while let more = await client.receiveRaw(timeout: 2) { answer += more }
-        return answer.isEmpty ? nil : answer
-    }
-
     static func options(branch: String, from client: UDPClient) -> String {
         """
         OPTIONS sip:sip.test SIP/2.0\r
@@ -136,7 +127,7 @@ struct CommandLineTests {
         let unknown = try TCPClient(port: GatewayProcess.s2sPort)
         try unknown.send("<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' from='evil.test' to='nowhere.test' version='1.0'>")
         _ = await unknown.waitForClose(timeout: 5)
-        let metrics = await Self.http("/metrics") ?? ""
+        let metrics = await GatewayProcess.http("/metrics") ?? ""
         for kind in ["malformed-sip", "hostile-xml", "stream"] {
             #expect(metrics.contains("stox_refusals_total{kind=\"\(kind)\"} 1"), "\(kind):\n\(metrics)")
         }
@@ -196,7 +187,7 @@ struct CommandLineTests {
             let elapsed = ContinuousClock.now - sentAt
             if answered { slowest = max(slowest, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18) } else { unanswered += 1 }
             let healthAt = ContinuousClock.now
-            if await Self.http("/health")?.hasPrefix("HTTP/1.0 200") != true || ContinuousClock.now - healthAt > .seconds(1) { unhealthy += 1 }
+            if await GatewayProcess.http("/health")?.hasPrefix("HTTP/1.0 200") != true || ContinuousClock.now - healthAt > .seconds(1) { unhealthy += 1 }
             try await Task.sleep(for: .milliseconds(500))
             if ContinuousClock.now - started > .seconds(180) { break }
         }

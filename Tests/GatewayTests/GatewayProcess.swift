@@ -33,23 +33,25 @@ final class GatewayProcess: @unchecked Sendable {
     func healthy(timeout: Double = 20) async -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
-            if let client = try? TCPClient(port: Self.httpPort) {
-                try? client.send("GET /health HTTP/1.0\r\n\r\n")
-                if let answer = await client.receiveRaw(timeout: 2), answer.hasPrefix("HTTP/1.0 200") { return true }
-            }
+            if await Self.http("/health")?.hasPrefix("HTTP/1.0 200") == true { return true }
             try? await Task.sleep(for: .milliseconds(100))
         }
         return false
     }
 
+    /// GET `path` from the operations server: the whole answer, or nil.
+    static func http(_ path: String) async -> String? {
+        guard let client = try? TCPClient(port: httpPort) else { return nil }
+        try? client.send("GET \(path) HTTP/1.0\r\n\r\n")
+        var answer = ""
+        while let more = await client.receiveRaw(timeout: 2) { answer += more }
+        return answer.isEmpty ? nil : answer
+    }
+
     /// The durable queue's depth as `/health` reports it: what the store has committed, so 0
     /// means every delivery was acknowledged and written (nil when the gateway does not answer).
     func queueDepth() async -> Int? {
-        guard let client = try? TCPClient(port: Self.httpPort) else { return nil }
-        try? client.send("GET /health HTTP/1.0\r\n\r\n")
-        var answer = ""
-        while let more = await client.receiveRaw(timeout: 2) { answer += more }
-        guard let range = answer.range(of: "\"queue_depth\":") else { return nil }
+        guard let answer = await Self.http("/health"), let range = answer.range(of: "\"queue_depth\":") else { return nil }
         return Int(answer[range.upperBound...].prefix { $0 == "-" || $0.isNumber })
     }
 
