@@ -1,12 +1,16 @@
 #ifndef STOX_CEXPAT_SHIM_H
 #define STOX_CEXPAT_SHIM_H
-// RTLD_DEFAULT is a GNU extension in <dlfcn.h>.
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
+// No _GNU_SOURCE here: a feature macro changes how glibc's headers define their types (with it,
+// <sys/select.h> names fd_set's member fds_bits), and this module would then disagree with the
+// Glibc module Swift imports. A Swift file that sees both (any module above XMLCore that
+// imports Glibc or Synchronization) fails to build. RTLD_DEFAULT, a GNU extension, is spelled
+// out instead: glibc defines it as the null handle.
 #include <expat.h>
 #include <dlfcn.h>
 #include <stddef.h>
+#ifndef RTLD_DEFAULT
+#define RTLD_DEFAULT ((void *) 0)
+#endif
 
 /// Turns off expat's reparse deferral (CVE-2023-52425, expat 2.6.0, backported by Debian to
 /// 2.5.0-1+deb12u3 and later) on `parser`. With deferral on, a token split across two reads is
