@@ -130,7 +130,7 @@ let package = Package(
         .target(
             name: "Gateway",
             dependencies: [
-                "SIPCore", "SIPEdge", "SIPDomain", "XMPPCore", "XMLCore", "XMPPFederation", "Interworking", "GatewayStore",
+                "SIPCore", "SIPEdge", "SIPDomain", "XMPPCore", "XMLCore", "XMPPFederation", "Interworking", "GatewayStore", "StoxNIO",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -6,6 +6,7 @@ import NIOCore
 import SIPCore
 import SIPDomain
 import SIPEdge
+import StoxNIO
 import XMLCore
 import XMPPCore
 
@@ -66,7 +67,7 @@ extension Gateway {
             return
         }
         guard let from = message.from, let to = message.to, let aor = aor(of: to),
-              domain.configuration.serves(aor.split(separator: "@").last.map(String.init) ?? "") || isPeer(aor)
+              domain.configuration.serves(aor: aor) || isPeer(aor)
         else {
             return bounce(message, StanzaError(.itemNotFound, text: "no such SIP user here"))
         }
@@ -96,7 +97,7 @@ extension Gateway {
         queue.enqueue(entry) { [self] result in
             // Committed (or known already): the peer may forget it.
             handled()
-            loop.execute { [self] in
+            inbox.submit { [self] in
                 switch result {
                 case .success(.stored(let id)):
                     metrics.stored(Self.towardSIP)
@@ -144,9 +145,10 @@ extension Gateway {
     /// The fields a translated request leaves to the SIP layers (RFC 3261 §8.1.1).
     func complete(_ translated: SIPRequest) -> SIPRequest {
         var request = translated
-        if var from = request.from, from.tag == nil {
-            from.tag = SIPNameAddress.makeTag()
-            request.headers.set(.from, from.description)
+        // The tag is appended to From as written: parsing it and rendering it again cost more
+        // than the rest of this function, for every message.
+        if let from = request.headers[.from], !SIPNameAddress.hasTag(from) {
+            request.headers.set(.from, from + ";tag=" + SIPNameAddress.makeTag())
         }
         if request.callID == nil { request.headers.set(.callID, IdentifierRandom.hex128()) }
         if request.cseq == nil { request.headers.set(.cseq, SIPCSeq(1, request.method).description) }
@@ -218,7 +220,7 @@ extension Gateway {
         let destination = message.to?.description ?? ""
         queue.enqueue(OutboundMessage(direction: Self.towardXMPP, messageID: key, destination: destination,
                                       payload: XMLSerializer.bytes(element))) { [self] result in
-            loop.execute { [self] in
+            inbox.submit { [self] in
                 switch result {
                 case .success(.stored(let id)):
                     metrics.stored(Self.towardXMPP)
@@ -356,7 +358,7 @@ extension Gateway {
 
     /// Whether messages to `aor` travel in Lync-style sessions (`sip.peer_im = domain=session`).
     func peerUsesSessions(_ aor: String) -> Bool {
-        domain.configuration.peer(for: String(aor.split(separator: "@").last ?? ""))?.messaging == .session
+        domain.configuration.peer(forAOR: aor)?.messaging == .session
     }
 
     /// Whether a MESSAGE to `aor` goes over TCP or TLS whatever its size: a peer's proxy reached
@@ -364,7 +366,7 @@ extension Gateway {
     /// over 1,300 bytes (RFC 3261 §18.1.1). A local user's endpoint may be reachable over UDP
     /// only, so the pager limit stays for them.
     func reachedOverTCP(_ aor: String) -> Bool {
-        guard let peer = domain.configuration.peer(for: String(aor.split(separator: "@").last ?? "")) else { return false }
+        guard let peer = domain.configuration.peer(forAOR: aor) else { return false }
         if let hop = peer.nextHop, hop.transport != .udp { return true }
         return configuration.sipTCPPort != nil
     }

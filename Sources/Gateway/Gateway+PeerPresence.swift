@@ -14,7 +14,7 @@ import XMPPCore
 /// that a restart subscribes again.
 extension Gateway {
     func isPeer(_ aor: String) -> Bool {
-        domain.configuration.peer(for: String(aor.split(separator: "@").last ?? "")) != nil
+        domain.configuration.peer(forAOR: aor) != nil
     }
 
     /// An XMPP user subscribes to a peer user.

@@ -8,6 +8,7 @@ import NIOCore
 import SIPCore
 import SIPDomain
 import SIPEdge
+import StoxNIO
 import XMLCore
 import XMPPCore
 import XMPPFederation
@@ -34,6 +35,8 @@ extension ComponentService: XMPPSide {}
 public final class Gateway: @unchecked Sendable {
     public let configuration: GatewayConfiguration
     let loop: any EventLoop
+    /// The store's commit thread hands finished messages back here, one loop task per group.
+    let inbox: LoopInbox
     let store: GatewayStore
     let queue: OutboundQueue
     let storeQueue = DispatchQueue(label: "stox.gateway.store")
@@ -93,6 +96,7 @@ public final class Gateway: @unchecked Sendable {
         self.metrics = metrics
         self.configuration = configuration
         self.loop = loop
+        self.inbox = LoopInbox(loop: loop)
         self.store = store
         self.queue = OutboundQueue(store: store)
         self.mappings = mappings

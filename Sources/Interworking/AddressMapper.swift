@@ -4,7 +4,9 @@ import XMPPCore
 /// Addresses across the gateway (RFC 7247 §6): SIP URIs ⇄ JIDs, with XEP-0106 escaping of the
 /// local part, the resource ⇄ `gr` parameter, the domain map and per-user aliases of
 /// `Mappings/`. SIPS-addressed requests never become XMPP (§8).
-public struct AddressMapper: Sendable {
+/// A class, immutable: the gateway calls it for every message, and a struct holding a
+/// `MappingSet` was copied on each call, retaining and releasing every one of its tables.
+public final class AddressMapper: Sendable {
     public let mappings: MappingSet
 
     public init(_ mappings: MappingSet) {

@@ -5,7 +5,9 @@ import XMPPCore
 
 /// Translations from SIP to XMPP, driven by the tables of a `MappingSet`. Pure functions: no I/O,
 /// no clock, no state between calls.
-public struct SIPToXMPP: Sendable {
+/// A class, immutable: the gateway calls it for every message, and a struct holding a
+/// `MappingSet` was copied on each call, retaining and releasing every one of its tables.
+public final class SIPToXMPP: Sendable {
     public let mappings: MappingSet
     public let addresses: AddressMapper
 
@@ -85,7 +87,8 @@ public struct SIPToXMPP: Sendable {
             message.language = request.headers[.contentLanguage]?.split(separator: ",").first.map { String($0).trimmingXMLSpaceAndNewlines() }
         }
         field("CSeq", present: request.cseq != nil) {}
-        field("transaction", present: request.topVia?.branch != nil) { message.id = request.topVia?.branch }
+        let branch = request.topVia?.branch
+        field("transaction", present: branch != nil) { message.id = branch }
         return message
     }
 

@@ -6,7 +6,9 @@ import XMPPCore
 /// fields the translation decides (Request-URI, From, To, Call-ID, Subject, Content-*, Event,
 /// Expires, body); Via, CSeq, Max-Forwards and tags belong to the SIP edge's transaction and
 /// dialog layers.
-public struct XMPPToSIP: Sendable {
+/// A class, immutable: the gateway calls it for every message, and a struct holding a
+/// `MappingSet` was copied on each call, retaining and releasing every one of its tables.
+public final class XMPPToSIP: Sendable {
     public let mappings: MappingSet
     public let addresses: AddressMapper
 

@@ -101,7 +101,7 @@ extension SIPMessageProtocol {
     public var via: [SIPVia] {
         headers.lines(.via).flatMap { SIPVia.parseList($0) ?? [] }
     }
-    public var topVia: SIPVia? { headers[.via].flatMap { SIPVia.parseList($0)?.first } }
+    public var topVia: SIPVia? { headers[.via].flatMap(SIPVia.parseFirst) }
     public var from: SIPNameAddress? { headers[.from].flatMap(SIPNameAddress.parse) }
     public var to: SIPNameAddress? { headers[.to].flatMap(SIPNameAddress.parse) }
     public var callID: String? { headers[.callID] }

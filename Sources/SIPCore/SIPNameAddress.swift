@@ -140,3 +140,24 @@ extension String {
         SIPGrammar.trim(Array(utf8)[...])
     }
 }
+
+extension SIPNameAddress {
+    /// Whether a From or To value carries a tag, without parsing it (hot paths: every response
+    /// a transaction answers, every request the gateway completes). The header's parameters
+    /// follow the name-addr's `>`, or the bare URI; for a bare URI, a `;tag=` among the URI's own
+    /// parameters counts, which is how RFC 3261 §20.10 reads it too.
+    public static func hasTag(_ value: String) -> Bool {
+        let utf8 = value.utf8
+        var index = utf8.lastIndex(of: UInt8(ascii: ">")) ?? utf8.startIndex
+        while let semicolon = utf8[index...].firstIndex(of: UInt8(ascii: ";")) {
+            // "tag=", the name compared without case.
+            var next = utf8[utf8.index(after: semicolon)...].makeIterator()
+            if next.next().map({ $0 | 0x20 }) == UInt8(ascii: "t"), next.next().map({ $0 | 0x20 }) == UInt8(ascii: "a"),
+               next.next().map({ $0 | 0x20 }) == UInt8(ascii: "g"), next.next() == UInt8(ascii: "=") {
+                return true
+            }
+            index = utf8.index(after: semicolon)
+        }
+        return false
+    }
+}

@@ -344,7 +344,10 @@ public struct SIPURI: Hashable, Sendable, CustomStringConvertible, LosslessStrin
 
     /// Percent-encodes every byte of `string` that is not unreserved and not in `allowed`.
     public static func percentEncoded(_ string: String, allowed: Set<UInt8>) -> String {
-        let hex = Array("0123456789ABCDEF".utf8)
+        // Most user parts and `gr` values need no escape: they are returned as they are, with no
+        // copy built byte by byte (the gateway encodes two of them for every message).
+        guard string.utf8.contains(where: { !isUnreserved($0) && !allowed.contains($0) }) else { return string }
+        let hex = hexDigits
         var output = ""
         for byte in string.utf8 {
             if isUnreserved(byte) || allowed.contains(byte) {
@@ -357,6 +360,8 @@ public struct SIPURI: Hashable, Sendable, CustomStringConvertible, LosslessStrin
         }
         return output
     }
+
+    private static let hexDigits = Array("0123456789ABCDEF".utf8)
 
     /// The characters the user part may carry unescaped besides alphanumerics and marks.
     public static let userAllowedCharacters: Set<UInt8> = Set("&=+$,;?/".utf8)

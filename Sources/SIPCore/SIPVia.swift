@@ -54,6 +54,18 @@ public struct SIPVia: Hashable, Sendable, CustomStringConvertible {
         value.parseCommaList { parse(&$0) }
     }
 
+    /// The first via-parm of a Via value, the others skipped unparsed: the top Via is read
+    /// several times per request (transaction key, received/rport, response routing), and the
+    /// message parser has already checked the whole list.
+    public static func parseFirst(_ value: String) -> SIPVia? {
+        value.withSIPScanner { scanner in
+            scanner.skipWhitespace()
+            guard let via = parse(&scanner) else { return nil }
+            scanner.skipWhitespace()
+            return scanner.isAtEnd || scanner.consume(UInt8(ascii: ",")) ? via : nil
+        }
+    }
+
     /// Whether `value` is a valid Via header value, checked without building it.
     static func isValidList(_ value: String) -> Bool {
         value.isCommaList { scan(&$0, build: false) != nil }

@@ -485,7 +485,7 @@ public final class EmbeddedDomain: @unchecked Sendable {
     /// The same, for a caller already on the domain's loop (the gateway): no task, no hop.
     public func deliver(_ request: SIPRequest, to aor: String, budget: Duration?, completion: @escaping @Sendable (SIPDeliveryOutcome) -> Void) {
         loop.preconditionInEventLoop()
-        let local = configuration.serves(String(aor.split(separator: "@").last ?? ""))
+        let local = configuration.serves(aor: aor)
         deliveryBindings(aor) { [self] bindings in
             ForkedDelivery.start(request, to: bindings, edge: edge, budget: budget) { [self] outcome in
                 completion(outcome)

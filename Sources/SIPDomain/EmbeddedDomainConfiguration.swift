@@ -164,9 +164,33 @@ public struct EmbeddedDomainConfiguration: Sendable {
 
     public func serves(_ host: String) -> Bool { domains.contains(host.lowercased()) }
 
+    /// Whether the host of an address of record (`user@host`, or a bare host) is served here.
+    public func serves(aor: String) -> Bool {
+        let utf8 = aor.utf8
+        let host = utf8[(utf8.lastIndex(of: UInt8(ascii: "@")).map { utf8.index(after: $0) } ?? utf8.startIndex)...]
+        return domains.contains { Self.equalsLowercased($0, host) }
+    }
+
+    /// `known` (kept lowercased) equals `text` but for ASCII case.
+    static func equalsLowercased(_ known: String, _ text: Substring.UTF8View) -> Bool {
+        known.utf8.elementsEqual(text) { k, byte in
+            k == (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte)
+        }
+    }
+
     public func peer(for host: String) -> SIPPeerDomain? {
         let host = host.lowercased()
         return peerDomains.first { $0.domain == host }
+    }
+
+    /// The peer domain of an address of record (`user@host`, or a bare host), found without
+    /// building a string: the gateway asks this several times for every message.
+    public func peer(forAOR aor: String) -> SIPPeerDomain? {
+        guard !peerDomains.isEmpty else { return nil }
+        let utf8 = aor.utf8
+        let host = utf8[(utf8.lastIndex(of: UInt8(ascii: "@")).map { utf8.index(after: $0) } ?? utf8.startIndex)...]
+        // Peer domains are kept lowercased; the AOR's host may not be.
+        return peerDomains.first { Self.equalsLowercased($0.domain, host) }
     }
 
     /// The class of an endpoint: the first matching rule, else the default class.

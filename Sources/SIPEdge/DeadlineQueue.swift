@@ -12,41 +12,74 @@ import SIPCore
 /// and an entry whose transaction has since re-armed or ended is discarded when it comes up. When
 /// such stale entries outnumber live ones the heap is rebuilt without them, so memory follows the
 /// live timer count (O(n) amortised over the disarms that made them stale).
-struct DeadlineHeap<Target: Hashable> {
+///
+/// The heap holds plain values only (deadline, generation, slot); the targets, which hold
+/// transaction keys (strings), sit in a slab beside it. A sift moves about twenty entries in a
+/// heap of a few hundred thousand timers (at 10,000 UDP transactions a second, Timer F's stale
+/// entries stay for 32 s), and with the key inside each entry every move retained and released
+/// its strings: 3% of the event loop.
+struct DeadlineHeap<Target> {
     struct Entry {
         var deadline: SIPInstant
-        var target: Target
         var generation: UInt64
+        /// Where the target is in `targets`.
+        var slot: Int
     }
 
     private(set) var entries: [Entry] = []
+    private var targets: [Target?] = []
+    private var freeSlots: [Int] = []
     /// Entries known to be stale (their timer was disarmed or re-armed) still in the heap.
     private(set) var staleCount = 0
 
     var count: Int { entries.count }
     var earliest: SIPInstant? { entries.first?.deadline }
 
-    mutating func push(_ entry: Entry) {
-        entries.append(entry)
+    mutating func push(_ target: Target, at deadline: SIPInstant, generation: UInt64) {
+        let slot: Int
+        if let free = freeSlots.popLast() {
+            slot = free
+            targets[slot] = target
+        } else {
+            slot = targets.count
+            targets.append(target)
+        }
+        entries.append(Entry(deadline: deadline, generation: generation, slot: slot))
         siftUp(entries.count - 1)
     }
 
-    /// Removes and returns the earliest entry if it is due at `now`.
-    mutating func popDue(now: SIPInstant) -> Entry? {
+    /// Removes and returns the earliest entry's target and generation if it is due at `now`.
+    mutating func popDue(now: SIPInstant) -> (target: Target, generation: UInt64)? {
         guard let first = entries.first, first.deadline <= now else { return nil }
         let last = entries.removeLast()
         if !entries.isEmpty {
             entries[0] = last
             siftDown(0)
         }
-        return first
+        return (release(first.slot), first.generation)
+    }
+
+    private mutating func release(_ slot: Int) -> Target {
+        let target = targets[slot]!
+        targets[slot] = nil
+        freeSlots.append(slot)
+        return target
     }
 
     /// One entry became stale. `isLive` is asked only when the heap is rebuilt.
-    mutating func noteStale(isLive: (Entry) -> Bool) {
+    mutating func noteStale(isLive: (Target, UInt64) -> Bool) {
         staleCount += 1
         if staleCount > 1024, staleCount > entries.count / 2 {
-            entries.removeAll(where: { !isLive($0) })
+            var kept: [Entry] = []
+            kept.reserveCapacity(entries.count - staleCount / 2)
+            for entry in entries {
+                if isLive(targets[entry.slot]!, entry.generation) {
+                    kept.append(entry)
+                } else {
+                    _ = release(entry.slot)
+                }
+            }
+            entries = kept
             staleCount = 0
             heapify()
         }
@@ -59,6 +92,8 @@ struct DeadlineHeap<Target: Hashable> {
 
     mutating func removeAll() {
         entries.removeAll()
+        targets.removeAll()
+        freeSlots.removeAll()
         staleCount = 0
     }
 

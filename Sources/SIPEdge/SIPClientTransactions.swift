@@ -65,7 +65,10 @@ public struct SIPClientHandle: Hashable, Sendable {
 }
 
 extension SIPTransactionCore {
-    struct ClientLive {
+    /// A class: the table of live transactions is read and written several times per request
+    /// and response, and as a struct each read copied (retained) the request, the target and
+    /// the closure, and each write released them again.
+    final class ClientLive {
         enum Machine {
             case nonInvite(ClientNonInviteTransaction)
             case invite(ClientInviteTransaction)
@@ -79,6 +82,12 @@ extension SIPTransactionCore {
         var provisionalSeen = false
         /// §9.1: a CANCEL waits for a provisional response.
         var cancelPending = false
+
+        init(machine: Machine, target: SIPTarget, onEvent: @escaping @Sendable (SIPClientEvent) -> Void) {
+            self.machine = machine
+            self.target = target
+            self.onEvent = onEvent
+        }
     }
 
     private enum ClientAction {
@@ -170,12 +179,11 @@ extension SIPTransactionCore {
     /// §9.1: CANCEL a pending INVITE; sent once a provisional response has arrived.
     func cancelClient(_ key: SIPTransactionKey) {
         loop.preconditionInEventLoop()
-        guard var live = clients[key], case .invite = live.machine, !live.finalSeen else { return }
+        guard let live = clients[key], case .invite = live.machine, !live.finalSeen else { return }
         if live.provisionalSeen {
             sendCancel(for: live)
         } else {
             live.cancelPending = true
-            clients[key] = live
         }
     }
 
@@ -202,7 +210,7 @@ extension SIPTransactionCore {
     private func driveClient(_ key: SIPTransactionKey,
                              nonInvite: (inout ClientNonInviteTransaction) -> [ClientNonInviteTransaction.Action],
                              invite: (inout ClientInviteTransaction) -> [ClientInviteTransaction.Action]) {
-        guard var live = clients[key] else { return }
+        guard let live = clients[key] else { return }
         let actions: [ClientAction]
         switch live.machine {
         case .nonInvite(var machine):
@@ -212,13 +220,12 @@ extension SIPTransactionCore {
             actions = invite(&machine).map(ClientAction.init)
             live.machine = .invite(machine)
         }
-        clients[key] = live
         performClient(actions, key: key)
     }
 
     private func performClient(_ actions: [ClientAction], key: SIPTransactionKey) {
         for action in actions {
-            guard var live = clients[key] else { return }
+            guard let live = clients[key] else { return }
             switch action {
             case .transmit(let request):
                 transmit(request, to: live.target) { [weak self] sent in
@@ -230,12 +237,10 @@ extension SIPTransactionCore {
                     live.provisionalSeen = true
                     let cancel = live.cancelPending
                     live.cancelPending = false
-                    clients[key] = live
                     live.onEvent(.provisional(response))
                     if cancel { sendCancel(for: live) }
                 } else {
                     live.finalSeen = true
-                    clients[key] = live
                     live.onEvent(.final(response))
                 }
             case .terminated(let outcome):
@@ -250,14 +255,13 @@ extension SIPTransactionCore {
                 return
             }
         }
-        guard var live = clients[key] else { return }
+        guard let live = clients[key] else { return }
         disarm(live.timer)
         let deadline: SIPInstant? = switch live.machine {
         case .nonInvite(let machine): machine.nextDeadline
         case .invite(let machine): machine.nextDeadline
         }
         live.timer = deadline.map { arm(.client(key), at: $0) }
-        clients[key] = live
     }
 
     /// The heap popped this client transaction's timer.
@@ -268,7 +272,7 @@ extension SIPTransactionCore {
 
     private func clientTransportFailed(_ key: SIPTransactionKey) {
         // §18.1.1: a request moved to TCP for its size goes over UDP when TCP cannot connect.
-        if var live = clients[key], live.target.transport == .tcp, !live.provisionalSeen, !live.finalSeen,
+        if let live = clients[key], live.target.transport == .tcp, !live.provisionalSeen, !live.finalSeen,
            case .nonInvite(let machine) = live.machine, machine.request.estimatedSize > 1300,
            udpChannel != nil {
             disarm(live.timer)

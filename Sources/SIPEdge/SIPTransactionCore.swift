@@ -19,14 +19,20 @@ final class SIPTransactionCore: @unchecked Sendable {
         case invite(ServerInviteTransaction)
     }
 
-    private struct Live {
+    /// A class for the reason `ClientLive` is one: every read of a struct entry copied it.
+    private final class Live {
         var machine: Machine
-        var source: SIPSource
+        let source: SIPSource
         /// The generation of this transaction's armed timer in `timers`, if one is armed.
         var timer: UInt64?
         /// The To tag this transaction's responses carry when the TU gave none: one per
         /// transaction, so an INVITE's 180 and 200 agree (§8.2.6.2, §12.1.1).
         var toTag: String?
+
+        init(machine: Machine, source: SIPSource) {
+            self.machine = machine
+            self.source = source
+        }
     }
 
     private var transactions: [SIPTransactionKey: Live] = [:]
@@ -189,11 +195,10 @@ final class SIPTransactionCore: @unchecked Sendable {
     private func respondOnLoop(key: SIPTransactionKey, response: SIPResponse) {
         // `drive` ignores a transaction that is gone (transport failure, shutdown): the answer is moot.
         var response = response
-        if response.statusCode > 100, let to = response.headers[.to], !Self.hasTag(to), var live = transactions[key] {
+        if response.statusCode > 100, let to = response.headers[.to], !SIPNameAddress.hasTag(to), let live = transactions[key] {
             // §8.2.6.2: the UAS adds a To tag; the TU need not invent one for every answer.
             let tag = live.toTag ?? SIPNameAddress.makeTag()
             live.toTag = tag
-            transactions[key] = live
             response.headers.set(.to, to + ";tag=" + tag)
         }
         let now = now
@@ -228,7 +233,7 @@ final class SIPTransactionCore: @unchecked Sendable {
     private func drive(_ key: SIPTransactionKey,
                        nonInvite: (inout ServerNonInviteTransaction) -> [ServerNonInviteTransaction.Action],
                        invite: (inout ServerInviteTransaction) -> [ServerInviteTransaction.Action]) {
-        guard var live = transactions[key] else { return }
+        guard let live = transactions[key] else { return }
         let actions: [Action]
         switch live.machine {
         case .nonInvite(var machine):
@@ -238,7 +243,6 @@ final class SIPTransactionCore: @unchecked Sendable {
             actions = invite(&machine).map(Action.init)
             live.machine = .invite(machine)
         }
-        transactions[key] = live
         perform(actions, key: key)
     }
 
@@ -264,7 +268,7 @@ final class SIPTransactionCore: @unchecked Sendable {
     }
 
     private func reschedule(_ key: SIPTransactionKey, lastSent: (ByteBuffer, SocketAddress)?) {
-        guard var live = transactions[key] else { return }
+        guard let live = transactions[key] else { return }
         disarm(live.timer)
         live.timer = nil
         switch live.machine {
@@ -281,7 +285,6 @@ final class SIPTransactionCore: @unchecked Sendable {
         case .invite(let machine):
             live.timer = machine.nextDeadline.map { arm(.server(key), at: $0) }
         }
-        transactions[key] = live
     }
 
     // MARK: The timer heap
@@ -290,7 +293,7 @@ final class SIPTransactionCore: @unchecked Sendable {
     /// an entry fires only while its owner still holds that generation.
     func arm(_ target: TimerTarget, at deadline: SIPInstant) -> UInt64 {
         timerGeneration &+= 1
-        timers.push(.init(deadline: deadline, target: target, generation: timerGeneration))
+        timers.push(target, at: deadline, generation: timerGeneration)
         scheduleSweep(at: deadline)
         return timerGeneration
     }
@@ -298,14 +301,14 @@ final class SIPTransactionCore: @unchecked Sendable {
     /// The owner dropped the generation it held: its entry, still in the heap, is now stale.
     func disarm(_ generation: UInt64?) {
         guard generation != nil else { return }
-        timers.noteStale(isLive: { [self] in isLive($0) })
+        timers.noteStale(isLive: { [self] in isLive($0, generation: $1) })
     }
 
-    private func isLive(_ entry: DeadlineHeap<TimerTarget>.Entry) -> Bool {
-        switch entry.target {
-        case .server(let key): transactions[key]?.timer == entry.generation
-        case .completed(let key): completed[key]?.timer == entry.generation
-        case .client(let key): clients[key]?.timer == entry.generation
+    private func isLive(_ target: TimerTarget, generation: UInt64) -> Bool {
+        switch target {
+        case .server(let key): transactions[key]?.timer == generation
+        case .completed(let key): completed[key]?.timer == generation
+        case .client(let key): clients[key]?.timer == generation
         }
     }
 
@@ -323,7 +326,7 @@ final class SIPTransactionCore: @unchecked Sendable {
         if let wakeAt, wakeAt <= now { self.wakeAt = nil }
         var fired = 0
         while fired < Self.expiriesPerTick, let entry = timers.popDue(now: now) {
-            guard isLive(entry) else {
+            guard isLive(entry.target, generation: entry.generation) else {
                 timers.stalePopped()
                 continue
             }
@@ -450,28 +453,6 @@ final class SIPTransactionCore: @unchecked Sendable {
             self.timers.removeAll()
             self.failAllClients()
         }.get()
-    }
-}
-
-extension SIPTransactionCore {
-    /// Whether a To/From value carries a tag, without parsing it (a response's hot path). For a
-    /// bare URI (no `<>`), a `;tag=` among the URI's own parameters would count; RFC 3261 §20
-    /// puts those in the header, so that reading is the right one.
-    static func hasTag(_ value: String) -> Bool {
-        let bytes = Array(value.utf8)
-        // The header's parameters follow the name-addr's `>`, or the bare URI.
-        let start = bytes.lastIndex(of: UInt8(ascii: ">")) ?? 0
-        let pattern = Array(";tag=".utf8)
-        guard bytes.count - start >= pattern.count else { return false }
-        for index in start...(bytes.count - pattern.count) {
-            var matched = true
-            for (offset, expected) in pattern.enumerated() where bytes[index + offset] | 0x20 != expected | 0x20 {
-                matched = false
-                break
-            }
-            if matched { return true }
-        }
-        return false
     }
 }
 

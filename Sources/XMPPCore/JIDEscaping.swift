@@ -11,6 +11,15 @@ public enum JIDEscaping {
 
     /// Escapes an unescaped identifier for use as a localpart (XEP-0106 §4.2).
     public static func escape(_ identifier: String) -> String {
+        // Nearly every identifier has none of the ten characters: returned as it is, without the
+        // Character array and the dictionary look-up per character (every SIP→XMPP message).
+        guard identifier.utf8.contains(where: { byte in
+            switch byte {
+            case UInt8(ascii: " "), UInt8(ascii: "\""), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "/"),
+                 UInt8(ascii: ":"), UInt8(ascii: "<"), UInt8(ascii: ">"), UInt8(ascii: "@"), UInt8(ascii: "\\"): true
+            default: false
+            }
+        }) else { return identifier }
         var output = ""
         let characters = Array(identifier)
         for (index, character) in characters.enumerated() {

@@ -87,3 +87,23 @@ struct DialogTests {
         #expect(bye.routes.map(\.uri.description) == ["sip:bob@client.biloxi.example.com;transport=tcp"])
     }
 }
+
+/// The tag check that responses and gateway requests use instead of parsing From/To: a wrong
+/// answer either gives a dialog two tags or none (RFC 3261 §8.1.1.3, §8.2.6.2).
+struct HeaderTagScanTests {
+    @Test("a tag is found after the name-addr or the bare URI, in any case, and nowhere else", arguments: [
+        ("<sip:alice@a.test>;tag=1928301774", true),
+        ("\"Alice\" <sip:alice@a.test>;TAG=x", true),
+        ("<sip:alice@a.test>;epid=9;tag=x", true),
+        ("sip:alice@a.test;tag=abc", true),
+        ("<sip:alice@a.test>", false),
+        ("<sip:alice@a.test;tag=inside>", false),
+        ("\"Bob;tag=x\" <sip:bob@b.test>", false),
+        ("<sip:alice@a.test>;tagged=1", false),
+        ("<sip:alice@a.test>;tag", false),
+        ("<sip:alice@a.test>;", false),
+    ])
+    func hasTag(value: String, expected: Bool) {
+        #expect(SIPNameAddress.hasTag(value) == expected, "\(value)")
+    }
+}
