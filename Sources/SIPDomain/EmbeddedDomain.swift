@@ -358,7 +358,9 @@ public final class EmbeddedDomain: @unchecked Sendable {
         for challenge in authenticator.challenges(now: wallClock, stale: stale, offering: offering) {
             response.headers.add(proxy ? .proxyAuthenticate : .wwwAuthenticate, challenge.description)
         }
-        server.respond(response)
+        // RFC 3261 §8.2.7: challenges are what a stateless answer is for. A lost 401/407 is
+        // recovered by the UA's retransmission, which is challenged afresh.
+        server.respondStatelessly(response)
     }
 
     var now: SIPInstant { SIPInstant(clockOrigin.duration(to: .now)) }

@@ -102,6 +102,16 @@ public struct SIPServerRequest: Sendable {
     public func respond(_ response: SIPResponse) {
         core.respond(key: key, response: response)
     }
+
+    /// Sends a final response and forgets the request at once, as a stateless UAS does
+    /// (RFC 3261 §8.2.7): no Completed state keeps it, so a retransmission of the request is a
+    /// new request and gets a new answer. Meant for challenges, as §8.2.7 suggests: answered
+    /// statefully, every challenged request over UDP held a transaction, a timer and the
+    /// response's bytes for Timer J's 32 s. An INVITE is still answered statefully, since the
+    /// ACK of its non-2xx response belongs to the transaction (§17.2.1).
+    public func respondStatelessly(_ response: SIPResponse) {
+        core.respondStatelessly(key: key, response: response)
+    }
 }
 
 /// The transaction user's entry points.

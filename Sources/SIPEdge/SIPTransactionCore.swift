@@ -39,8 +39,8 @@ final class SIPTransactionCore: @unchecked Sendable {
     /// Non-INVITE server transactions in Completed (UDP only: over a reliable transport they end
     /// with their final response), reduced to what §17.2.2 needs to absorb retransmissions until
     /// Timer J: the final response's bytes and where they go. The request and the machine are
-    /// gone, so a flood of challenged requests costs a few hundred bytes each for 32 s, not the
-    /// whole parsed request.
+    /// gone, so a flood of requests costs a few hundred bytes each for 32 s, not the whole
+    /// parsed request. (Challenges skip this altogether: `respondStatelessly`.)
     private var completed: [SIPTransactionKey: Completed] = [:]
     private struct Completed {
         var response: ByteBuffer
@@ -190,6 +190,24 @@ final class SIPTransactionCore: @unchecked Sendable {
         } else {
             loop.execute { self.respondOnLoop(key: key, response: response) }
         }
+    }
+
+    /// See `SIPServerRequest.respondStatelessly`.
+    func respondStatelessly(key: SIPTransactionKey, response: SIPResponse) {
+        guard loop.inEventLoop else {
+            loop.execute { self.respondStatelessly(key: key, response: response) }
+            return
+        }
+        guard key.method != .invite, response.statusCode >= 200, let live = transactions[key] else {
+            return respondOnLoop(key: key, response: response)
+        }
+        var response = response
+        if let to = response.headers[.to], !SIPNameAddress.hasTag(to) {
+            response.headers.set(.to, to + ";tag=" + (live.toTag ?? SIPNameAddress.makeTag()))
+        }
+        disarm(live.timer)
+        transactions[key] = nil
+        send(response, to: live.source, key: key)
     }
 
     private func respondOnLoop(key: SIPTransactionKey, response: SIPResponse) {

@@ -189,6 +189,36 @@ struct EmbeddedDomainTests {
         await domain.stop()
     }
 
+    @Test("a challenge is answered statelessly (RFC 3261 §8.2.7): nothing is kept for Timer J, a retransmission gets a fresh 407, and the credentials of either are accepted")
+    func statelessChallenge() async throws {
+        let store = try DomainFixture.store(users: ["alice": "pw-alice", "bob": "pw-bob"])
+        let domain = try await DomainFixture.start(store)
+        let port = domain.edge.udpAddress!.port!
+        let alice = try RawEndpoint(user: "alice", serverPort: port)
+        let uri = "sip:bob@sip.test"
+        let first = alice.request("MESSAGE", uri: uri, to: "<\(uri)>", cseq: 1, callID: "stateless-1", body: "hi")
+        try alice.send(first)
+        let challenge = try #require(await alice.response())
+        #expect(challenge.statusCode == 407)
+        #expect(challenge.to?.tag != nil, "a 407 is a final response and carries a To tag (§8.2.6.2)")
+        // Before, the 407 sat in Completed for 32 s over UDP, with a timer in the heap.
+        #expect(await domain.edge.liveTransactionCount() == 0)
+        // The same request again (same branch): a new request to a stateless UAS, challenged anew.
+        try alice.send(first)
+        let again = try #require(await alice.response())
+        #expect(again.statusCode == 407)
+        let nonces = [challenge, again].map { $0.headers.values(.proxyAuthenticate).compactMap(SIPAuthorization.parse).first?.nonce }
+        #expect(nonces[0] != nil && nonces[0] != nonces[1])
+        // Either challenge works: the credentials answer the first one.
+        let offer = try #require(challenge.headers.values(.proxyAuthenticate).compactMap(SIPAuthorization.parse).first)
+        let credentials = try #require(DigestClient.credentials(for: offer, method: .message, uri: uri, username: "alice", password: "pw-alice"))
+        try alice.send(alice.request("MESSAGE", uri: uri, to: "<\(uri)>", cseq: 2, callID: "stateless-1",
+                                     extra: ["Proxy-Authorization: \(credentials)"], body: "hi"))
+        let final = try #require(await alice.response())
+        #expect(final.statusCode == 480, "authenticated: bob has no endpoint, so 480 (not another 407)")
+        await domain.stop()
+    }
+
     @Test("digest per client: MD5 for most, SHA-256 first for the User-Agents named, and verification accepts both")
     func digestPerUserAgent() {
         var configuration = EmbeddedDomainConfiguration(domains: ["sip.test"], digestAlgorithms: [.md5])
