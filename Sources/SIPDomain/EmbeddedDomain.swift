@@ -355,8 +355,8 @@ public final class EmbeddedDomain: @unchecked Sendable {
         guard let authenticator = authenticators[realm] else { return }
         var response = server.request.makeResponse(proxy ? 407 : 401)
         let offering = configuration.digestAlgorithms(forUserAgent: server.request.headers[.userAgent])
-        for challenge in authenticator.challenges(now: wallClock, stale: stale, offering: offering) {
-            response.headers.add(proxy ? .proxyAuthenticate : .wwwAuthenticate, challenge.description)
+        for challenge in authenticator.challengeValues(now: wallClock, stale: stale, offering: offering) {
+            response.headers.add(proxy ? .proxyAuthenticate : .wwwAuthenticate, challenge)
         }
         // RFC 3261 §8.2.7: challenges are what a stateless answer is for. A lost 401/407 is
         // recovered by the UA's retransmission, which is challenged afresh.

@@ -1,3 +1,4 @@
+import Foundation
 import SIPCore
 import Testing
 
@@ -55,6 +56,25 @@ struct DigestTests {
             let verdict = authenticator.verify(Self.register(answer), header: .authorization, now: now, ha1: Self.ha1)
             #expect(verdict == .authenticated(username: "alice"))
         }
+    }
+
+    @Test("the challenge header values written directly are what the typed challenges write, stale or not, and their nonce authenticates", arguments: [false, true])
+    func challengeValuesMatchDescription(stale: Bool) throws {
+        var authenticator = DigestAuthenticator(realm: "sip.test")
+        let now = SIPInstant(.seconds(10))
+        let values = authenticator.challengeValues(now: now, stale: stale)
+        let typed = authenticator.challenges(now: now, stale: stale)
+        #expect(values.count == typed.count)
+        for (value, challenge) in zip(values, typed) {
+            // The nonces differ (a fresh salt each time); everything else is written alike.
+            let parsed = try #require(SIPAuthorization.parse(value))
+            let nonce = try #require(parsed.nonce)
+            #expect(value == challenge.description.replacingOccurrences(of: challenge.nonce ?? "?", with: nonce))
+            #expect(parsed.description == value)
+        }
+        let first = try #require(SIPAuthorization.parse(values[0]))
+        let verdict = authenticator.verify(Self.register(Self.answer(first, nc: 1)), header: .authorization, now: now, ha1: Self.ha1)
+        #expect(verdict == .authenticated(username: "alice"))
     }
 
     @Test("a replayed nonce-count is refused; a higher one on the same nonce is accepted")

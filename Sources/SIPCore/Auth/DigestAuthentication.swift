@@ -68,7 +68,9 @@ public struct DigestAuthenticator: Sendable {
     /// Offered in this order. Some old UAs take the first challenge even when they cannot
     /// compute it (RFC 8760 §2.4 says they should skip it), so an operator may offer MD5 only.
     public let algorithms: [DigestAlgorithm]
-    private let key: SymmetricKey
+    /// HMAC-SHA256 with the key's pads already hashed: each nonce copies it (a value) and
+    /// hashes only its own text. Setting up the key cost more than the MAC, twice per IM.
+    private let keyedMAC: KeyedMAC
     /// nonce → highest nc accepted (0 for a qop-less use). Pruned as nonces expire.
     private var counts: [String: UInt32] = [:]
     /// The nonces in `counts` in the order they were first used, for dropping the oldest.
@@ -87,7 +89,8 @@ public struct DigestAuthenticator: Sendable {
         self.realm = realm
         self.nonceLifetime = nonceLifetime
         self.algorithms = algorithms
-        self.key = secret.map { SymmetricKey(data: $0) } ?? SymmetricKey(size: .bits256)
+        self.keyedMAC = KeyedMAC(HMAC<SHA256>(key: secret.map { SymmetricKey(data: $0) } ?? SymmetricKey(size: .bits256)))
+        self.realmNeedsNoEscape = !realm.utf8.contains { $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }
         self.maxTrackedNonces = maxTrackedNonces
     }
 
@@ -110,6 +113,19 @@ public struct DigestAuthenticator: Sendable {
         }
     }
 
+    /// `challenges` as header values, written out directly: in embedded mode every IM from SIP
+    /// is challenged once, and building the parameters and quoting them cost more than the
+    /// nonce. The text is what `SIPAuthorization.description` writes for the same challenge.
+    public func challengeValues(now: SIPInstant, stale: Bool = false, offering: [DigestAlgorithm]? = nil) -> [String] {
+        guard realmNeedsNoEscape else { return challenges(now: now, stale: stale, offering: offering).map(\.description) }
+        let nonce = makeNonce(now: now)
+        let head = "Digest realm=\"" + realm + "\", nonce=\"" + nonce + "\", algorithm="
+        let tail = stale ? ", qop=\"auth\", stale=true" : ", qop=\"auth\""
+        return (offering ?? algorithms).map { head + $0.rawValue + tail }
+    }
+
+    private let realmNeedsNoEscape: Bool
+
     private func makeNonce(now: SIPInstant) -> String {
         // Milliseconds, so that the floor (see the type's comment) never covers a nonce being issued now.
         let issued = String(Self.milliseconds(now), radix: 16)
@@ -119,7 +135,9 @@ public struct DigestAuthenticator: Sendable {
     }
 
     private func signature(_ text: String) -> String {
-        DigestAlgorithm.hex(HMAC<SHA256>.authenticationCode(for: Array(text.utf8), using: key).prefix(16))
+        var mac = keyedMAC.value
+        mac.update(data: Array(text.utf8))
+        return DigestAlgorithm.hex(mac.finalize().prefix(16))
     }
 
     /// Checks a request's credentials for this realm against the user's stored HA1s. `ha1`
@@ -262,4 +280,11 @@ public enum DigestClient {
         if let opaque = challenge.opaque { credentials.add("opaque", opaque) }
         return credentials
     }
+}
+
+/// An HMAC state that is only ever copied, never mutated in place, so sharing it is safe;
+/// swift-crypto does not declare `HMAC` Sendable.
+private struct KeyedMAC: @unchecked Sendable {
+    let value: HMAC<SHA256>
+    init(_ value: HMAC<SHA256>) { self.value = value }
 }
